@@ -1,0 +1,71 @@
+/** `shortgpt-native doctor`: what this installation can do, and why not where it cannot. */
+import { loadBinding } from '../../engine/binding';
+import { packageVersion } from '../../version';
+import { flag, noExtraPositionals, parseCommandLine } from '../args';
+import type { Command } from '../command';
+
+export interface DoctorReport {
+  packageVersion: string;
+  node: string;
+  platform: string;
+  addon: { loaded: boolean; version?: string; error?: string; backends: string[] };
+  cpu?: { features: string[]; kernel: string; hardwareThreads: number; threads: number };
+  cuda: { usable: boolean; reason: string };
+}
+
+export function doctorReport(): DoctorReport {
+  const report: DoctorReport = {
+    packageVersion,
+    node: process.versions.node,
+    platform: `${process.platform}-${process.arch}`,
+    addon: { loaded: false, backends: [] },
+    cuda: { usable: false, reason: 'this build has no CUDA backend' },
+  };
+  try {
+    const binding = loadBinding();
+    const build = binding.buildInfo();
+    const cpu = binding.cpuInfo();
+    report.addon = { loaded: true, version: build.version, backends: build.backends };
+    report.cpu = { features: cpu.features, kernel: cpu.kernel, hardwareThreads: cpu.hardwareThreads, threads: cpu.hardwareThreads };
+  } catch (e) {
+    report.addon.error = e instanceof Error ? e.message : String(e);
+  }
+  return report;
+}
+
+export const doctorCommand: Command = {
+  name: 'doctor',
+  summary: 'report the package and addon versions, backends, CPU features and threads',
+  help: `Usage: shortgpt-native doctor [--json]
+
+Reports the package and native addon versions, the backends compiled in, the CPU features
+and GEMM kernel in use, the thread count, and whether CUDA is usable (and why not).
+Exits 1 when the native addon cannot be loaded.
+
+Options:
+  --json    print one JSON document on stdout
+  -h, --help`,
+  async run(argv, io) {
+    const parsed = parseCommandLine('doctor', argv, { json: { type: 'boolean' } });
+    noExtraPositionals('doctor', parsed, 0);
+    const r = doctorReport();
+    if (flag(parsed, 'json')) {
+      io.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    } else {
+      const lines = [
+        `shortgpt-native ${r.packageVersion} (node ${r.node}, ${r.platform})`,
+        r.addon.loaded
+          ? `addon      ${r.addon.version}${r.addon.version !== r.packageVersion ? `  (MISMATCH: package is ${r.packageVersion}; rebuild)` : ''}`
+          : `addon      NOT LOADED: ${r.addon.error}`,
+        `backends   ${r.addon.backends.join(', ') || 'none'}`,
+      ];
+      if (r.cpu) {
+        lines.push(`cpu        ${r.cpu.features.join(' ') || '(no AVX2/FMA)'}; kernel ${r.cpu.kernel}`);
+        lines.push(`threads    ${r.cpu.threads} of ${r.cpu.hardwareThreads}`);
+      }
+      lines.push(`cuda       ${r.cuda.usable ? 'usable' : `not usable: ${r.cuda.reason}`}`);
+      io.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return r.addon.loaded ? 0 : 1;
+  },
+};

@@ -1,0 +1,4 @@
+/** shortgpt-native: the typed library. */
+export { ShortGptError, UsageError } from './errors';
+export { packageVersion } from './version';
+export { doctorReport, type DoctorReport } from './cli/commands/doctor';

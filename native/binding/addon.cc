@@ -1,0 +1,48 @@
+// The Node-API surface of shortgpt-native. Everything exported here is typed in binding.d.ts,
+// and lib/engine/binding.ts is the only module that loads this file.
+#include <napi.h>
+
+#include "cpu/cpu_features.h"
+
+namespace shortgpt {
+
+static Napi::Value BuildInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("version", SHORTGPT_VERSION);
+  Napi::Array backends = Napi::Array::New(env);
+  backends.Set(0u, "cpu");
+  out.Set("backends", backends);
+  out.Set("avx2KernelsCompiled",
+#if defined(SHORTGPT_X86)
+          true
+#else
+          false
+#endif
+  );
+  return out;
+}
+
+static Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array features = Napi::Array::New(env);
+  auto names = cpuFeatureNames();
+  for (size_t i = 0; i < names.size(); ++i) features.Set(static_cast<uint32_t>(i), names[i]);
+  out.Set("features", features);
+  out.Set("kernel", useAvx2Kernels() ? "avx2-fma" : "portable");
+  out.Set("hardwareThreads", hardwareThreads());
+  return out;
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
+  exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
+  return exports;
+}
+
+}  // namespace shortgpt
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return shortgpt::Init(env, exports); }
+
+NODE_API_MODULE(shortgpt_native, InitAddon)
