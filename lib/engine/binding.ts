@@ -13,12 +13,19 @@ export const packageRoot: string = (() => {
 })();
 
 let cached: NativeBinding | undefined;
+let cachedPath: string | undefined;
+
+/** Where the loaded addon came from (a prebuilt binary or a source build). */
+export function bindingPath(): string | undefined {
+  return cachedPath;
+}
 
 export function loadBinding(): NativeBinding {
   if (cached) return cached;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+    const load = require('node-gyp-build') as ((dir: string) => NativeBinding) & { resolve(dir: string): string };
+    cachedPath = load.resolve(packageRoot);
     cached = load(packageRoot);
   } catch (e) {
     const reason = e instanceof Error ? e.message : String(e);

@@ -1,5 +1,5 @@
 /** `shortgpt-native doctor`: what this installation can do, and why not where it cannot. */
-import { loadBinding } from '../../engine/binding';
+import { bindingPath, loadBinding } from '../../engine/binding';
 import { packageVersion } from '../../version';
 import { flag, noExtraPositionals, parseCommandLine } from '../args';
 import type { Command } from '../command';
@@ -8,7 +8,7 @@ export interface DoctorReport {
   packageVersion: string;
   node: string;
   platform: string;
-  addon: { loaded: boolean; version?: string; error?: string; backends: string[] };
+  addon: { loaded: boolean; version?: string; path?: string; error?: string; backends: string[] };
   cpu?: { features: string[]; kernel: string; hardwareThreads: number; threads: number };
   cuda: { usable: boolean; reason: string };
 }
@@ -25,7 +25,7 @@ export function doctorReport(): DoctorReport {
     const binding = loadBinding();
     const build = binding.buildInfo();
     const cpu = binding.cpuInfo();
-    report.addon = { loaded: true, version: build.version, backends: build.backends };
+    report.addon = { loaded: true, version: build.version, path: bindingPath(), backends: build.backends };
     report.cpu = { features: cpu.features, kernel: cpu.kernel, hardwareThreads: cpu.hardwareThreads, threads: cpu.hardwareThreads };
   } catch (e) {
     report.addon.error = e instanceof Error ? e.message : String(e);
@@ -55,7 +55,7 @@ Options:
       const lines = [
         `shortgpt-native ${r.packageVersion} (node ${r.node}, ${r.platform})`,
         r.addon.loaded
-          ? `addon      ${r.addon.version}${r.addon.version !== r.packageVersion ? `  (MISMATCH: package is ${r.packageVersion}; rebuild)` : ''}`
+          ? `addon      ${r.addon.version}${r.addon.version !== r.packageVersion ? `  (MISMATCH: package is ${r.packageVersion}; rebuild)` : ''}  ${r.addon.path ?? ''}`
           : `addon      NOT LOADED: ${r.addon.error}`,
         `backends   ${r.addon.backends.join(', ') || 'none'}`,
       ];
