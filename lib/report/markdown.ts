@@ -1,0 +1,107 @@
+/**
+ * report.md: the run in one page: summary, the chart (chart.svg beside it), every layer's
+ * scores, why the chosen layers went, and the same cut for mergekit and llama.cpp users.
+ */
+import { formatScore } from './buildReport';
+import { formatLayerList, mergekitYaml } from './cuts';
+import { METRIC_NAMES, type PruneReport, type Strategy } from './types';
+
+export const REPORT_JSON = 'report.json';
+export const REPORT_MD = 'report.md';
+export const CHART_SVG = 'chart.svg';
+
+const STRATEGY_TEXT: Record<Strategy, string> = {
+  'one-shot': 'one-shot (ShortGPT: remove the lowest-scored layers at once)',
+  iterative: 'iterative (remove the lowest-scored layer, re-score the shortened model, repeat)',
+  block: 'block (remove the contiguous block whose input and output are closest, Gromov et al. 2024)',
+};
+
+const int = (n: number): string => n.toLocaleString('en-US');
+const pct = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}%`;
+const code = (s: string): string => `\`${s.replace(/`/g, "'")}\``;
+/** Table cells may not hold a raw '|'. */
+const cell = (s: string): string => s.replace(/\|/g, '\\|');
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+function change(before: number, after: number, fmt: (n: number) => string): string {
+  return `${fmt(before)} → ${fmt(after)} (${pct(after / before - 1)})`;
+}
+
+export function renderReportMarkdown(report: PruneReport, opts: { chartFile?: string } = {}): string {
+  const m = report.model;
+  const metricName = METRIC_NAMES[report.metric];
+  const removed = report.removedLayers;
+  const out: string[] = [];
+  out.push('# ShortGPT pruning report', '');
+  if (report.dryRun) out.push('> Dry run: layers chosen, nothing written.', '');
+
+  out.push(
+    `- **Model:** ${code(m.source)} (${m.architecture}, ${m.numLayers} layers) → ${m.output === null ? 'not written' : code(m.output)} (${m.numLayersAfter} layers)`,
+    `- **Removed:** ${removed.length} of ${m.numLayers} layers (${((removed.length / m.numLayers) * 100).toFixed(1)}%): ${removed.length ? formatLayerList(removed) : 'none'}`,
+    `- **Chosen by:** ${metricName}, strategy ${STRATEGY_TEXT[report.strategy]}` +
+      (report.request.keepFirst || report.request.keepLast ? `; first ${report.request.keepFirst} and last ${report.request.keepLast} layers protected` : ''),
+    `- **Calibration:** ${report.calibration.description} from ${report.calibration.sources.map(code).join(', ')}`,
+  );
+  if (report.perplexity) {
+    const p = report.perplexity;
+    out.push(`- **Perplexity** on ${p.data.map(code).join(', ')} (${int(p.predictions)} predictions): ${p.before.toFixed(3)} → ${p.after.toFixed(3)} (${pct(p.rise)})`);
+  }
+  if (m.parameters) out.push(`- **Parameters:** ${change(m.parameters.before, m.parameters.after, int)}`);
+  if (m.bytes) out.push(`- **Size:** ${change(m.bytes.before, m.bytes.after, bytes)}`);
+  out.push('', `![Block Influence per layer; removed layers in red](${opts.chartFile ?? CHART_SVG})`, '');
+
+  out.push('## Layers', '');
+  out.push(`Scores are means over every calibration token; rank 1 is the least influential by ${metricName}.`, '');
+  out.push('| layer | Block Influence | angular distance | relative magnitude | rank | | new index |');
+  out.push('| ---: | ---: | ---: | ---: | ---: | :--- | ---: |');
+  for (const l of report.layers) {
+    out.push(
+      `| ${l.layer} | ${formatScore(l.bi)} | ${formatScore(l.angular)} | ${formatScore(l.relmag)} | ${l.rank} | ${l.removed ? '**removed**' : 'kept'} | ${l.newIndex ?? '—'} |`,
+    );
+  }
+  out.push('');
+
+  if (removed.length) {
+    out.push('## Why these layers', '');
+    for (const l of report.layers) if (l.removed) out.push(`- layer ${l.layer}: ${cell(l.reason ?? '')}`);
+    out.push('');
+  }
+  if (report.iterations && report.iterations.length) {
+    out.push('## Iterations', '', `| step | removed | ${metricName} at that step | layers left |`, '| ---: | ---: | ---: | ---: |');
+    for (const s of report.iterations) out.push(`| ${s.step} | ${s.removed} | ${formatScore(s.score)} | ${Object.keys(s.scores).length} |`);
+    out.push('');
+  }
+  if (report.block) {
+    const b = report.block;
+    out.push('## Block', '', `Layers ${b.start}..${b.end - 1} (${b.end - b.start} layers), angular distance ${formatScore(b.distance)} between the block's input and output on the last token.`, '');
+  }
+
+  out.push('## The same cut in other tools', '');
+  if (removed.length) {
+    out.push('mergekit (`merge_method: passthrough`; `layer_range` is half-open, [start, end)):', '', '```yaml', mergekitYaml(m.source, report.cut.mergekit), '```', '');
+    out.push(
+      `llama.cpp (GGUF): ${code(`llama-quantize --prune-layers ${report.cut.llamaCppPruneLayers.join(',')} model.gguf model-pruned.gguf TYPE`)}`,
+      '',
+    );
+  } else {
+    out.push('No layers removed.', '');
+  }
+  const mapping = report.keptLayers.map((old) => `${old}→${report.layerMapping[String(old)]}`).join(', ');
+  out.push(`Layer mapping, source → pruned: ${mapping}.`, '');
+
+  out.push('## Run', '');
+  const timings = Object.entries(report.timings);
+  if (timings.length) out.push(`Timings: ${timings.map(([k, v]) => `${k} ${v.toFixed(2)} s`).join(', ')}.`, '');
+  out.push(`Versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(', ')}. Created ${report.createdAt}.`, '');
+  return out.join('\n');
+}

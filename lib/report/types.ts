@@ -1,0 +1,154 @@
+/**
+ * report.json: what a prune run did and why, for people (report.md renders it) and for tools.
+ * The prune command fills a `ReportInput`; `buildReport` derives the rest (ranks, mapping,
+ * reasons, the same cut in mergekit and llama.cpp terms), so every report is consistent.
+ */
+import type { CalibrationSummary } from '../data/windows';
+
+/** Layer scores (ShortGPT §3; Gromov et al. 2024 for angular distance). */
+export type Metric = 'bi' | 'angular' | 'relmag';
+export type Strategy = 'one-shot' | 'iterative' | 'block';
+
+export const METRICS: readonly Metric[] = ['bi', 'angular', 'relmag'];
+export const STRATEGIES: readonly Strategy[] = ['one-shot', 'iterative', 'block'];
+
+export const METRIC_NAMES: Record<Metric, string> = {
+  bi: 'Block Influence',
+  angular: 'angular distance',
+  relmag: 'relative magnitude',
+};
+
+/** One layer's scores, each a mean over every calibration token. */
+export interface MetricScores {
+  /** 1 - mean cos(h_in, h_out). */
+  bi: number;
+  /** mean arccos(cos)/pi. */
+  angular: number;
+  /** mean ||h_out - h_in|| / ||h_out||. */
+  relmag: number;
+}
+
+export interface LayerReport extends MetricScores {
+  /** Index in the source model (0-based). */
+  layer: number;
+  /** 1 = least influential under the report's metric (NaN scores rank last). */
+  rank: number;
+  removed: boolean;
+  /** Index in the pruned model, null when removed. */
+  newIndex: number | null;
+  /** Why the layer was removed; null for kept layers. */
+  reason: string | null;
+}
+
+/** Iterative strategy: one removal per step, the survivors re-scored each time. */
+export interface IterationStep {
+  step: number;
+  /** Source index of the layer removed at this step. */
+  removed: number;
+  /** Its score under the metric at this step. */
+  score: number;
+  /** Source layer index -> score, for every layer still present at this step. */
+  scores: Record<string, number>;
+}
+
+/** Block strategy (Gromov et al. 2024): layers [start, end) removed as one contiguous block. */
+export interface BlockChoice {
+  start: number;
+  /** Exclusive. */
+  end: number;
+  /** Angular distance between the block's input and output on the last token of each window. */
+  distance: number;
+  /** Every block of the same length that was considered, start -> distance. */
+  candidates?: Record<string, number>;
+}
+
+export interface PerplexityReport {
+  /** The held-out data (paths as given). */
+  data: string[];
+  /** Tokens predicted. */
+  predictions: number;
+  before: number;
+  after: number;
+  /** after / before - 1 (0.25 = perplexity rose by 25%). */
+  rise: number;
+}
+
+/** mergekit passthrough slice: layers [start, end) of the source, half-open as mergekit reads it. */
+export interface MergekitSlice {
+  layer_range: [number, number];
+}
+
+export interface SizeChange {
+  before: number;
+  after: number;
+}
+
+/** What the prune command knows at the end of a run. */
+export interface ReportInput {
+  model: {
+    /** Source checkpoint directory. */
+    source: string;
+    /** Output directory; null for --dry-run. */
+    output: string | null;
+    architecture: string;
+    numLayers: number;
+    parameters?: SizeChange;
+    bytes?: SizeChange;
+  };
+  metric: Metric;
+  strategy: Strategy;
+  request: { remove?: number; ratio?: number; keepFirst?: number; keepLast?: number };
+  /** Scores of every source layer on the full model, index = layer. */
+  scores: MetricScores[];
+  removed: number[];
+  /** Per removed layer, the chooser's own explanation; derived from the strategy when absent. */
+  reasons?: Record<number, string>;
+  iterations?: IterationStep[];
+  block?: BlockChoice;
+  calibration: { sources: string[]; summary: CalibrationSummary };
+  perplexity?: { data: string[]; predictions: number; before: number; after: number };
+  /** Seconds per step, e.g. { load, score, choose, rewrite, eval, total }. */
+  timings?: Record<string, number>;
+  /** Extra versions (addon build, backend); package and Node versions are filled in. */
+  versions?: Record<string, string>;
+  dryRun?: boolean;
+  /** ISO time; defaults to now. */
+  createdAt?: string;
+}
+
+export interface PruneReport {
+  schema: 'shortgpt-native/prune-report';
+  schemaVersion: 1;
+  createdAt: string;
+  dryRun: boolean;
+  model: {
+    source: string;
+    output: string | null;
+    architecture: string;
+    numLayers: number;
+    numLayersAfter: number;
+    parameters: SizeChange | null;
+    bytes: SizeChange | null;
+  };
+  metric: Metric;
+  strategy: Strategy;
+  request: { remove: number | null; ratio: number | null; keepFirst: number; keepLast: number };
+  /** Every source layer, in order, with every metric. */
+  layers: LayerReport[];
+  removedLayers: number[];
+  keptLayers: number[];
+  /** Source index -> pruned index for every kept layer (as in the output's shortgpt.json). */
+  layerMapping: Record<string, number>;
+  iterations: IterationStep[] | null;
+  block: BlockChoice | null;
+  calibration: CalibrationSummary & { sources: string[]; description: string };
+  perplexity: PerplexityReport | null;
+  timings: Record<string, number>;
+  versions: Record<string, string>;
+  /** The same cut for users of other tools. */
+  cut: {
+    mergekit: MergekitSlice[];
+    /** `llama-quantize --prune-layers` indices (GGUF block numbers = source layer indices). */
+    llamaCppPruneLayers: number[];
+  };
+}
