@@ -77,7 +77,10 @@ export interface ModelConfig {
   maxPositionEmbeddings: number;
   /** Defaults to false. */
   tieWordEmbeddings: boolean;
-  /** q/k/v projections carry biases (Qwen2; `attention_bias` for Llama). */
+  /**
+   * q/k/v projections carry biases (Qwen2 always; `attention_bias` for Llama/Qwen3, where
+   * o_proj then has a bias too: see the 'o_bias' role in lib/checkpoint/architectures.ts).
+   */
   attentionBias: boolean;
   /** Per-head RMSNorm of q and k before RoPE (Qwen3). */
   qkNorm: boolean;
@@ -87,6 +90,12 @@ export interface ModelConfig {
   slidingWindow: number | null;
   bosTokenId: number | null;
   eosTokenId: number | number[] | null;
+  /**
+   * Baichuan 2 (class spelled `BaichuanForCausalLM`): lm_head is a NormHead whose rows are
+   * L2-normalised before computing logits. Baichuan 1 (`BaiChuanForCausalLM`) uses a plain
+   * linear head. Absent means false. Affects logits/perplexity only, never Block Influence.
+   */
+  normalizedLmHead?: boolean;
 }
 
 /** A checkpoint directory: config + one or more validated safetensors files. */
@@ -109,5 +118,7 @@ export type LayerTensorRole =
   | 'input_layernorm' | 'post_attention_layernorm'
   | 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'W_pack'
   | 'q_bias' | 'k_bias' | 'v_bias'
+  /** o_proj bias: Llama and Qwen3 with `attention_bias: true` (never Qwen2, whose o_proj has none). */
+  | 'o_bias'
   | 'q_norm' | 'k_norm'
   | 'gate_proj' | 'up_proj' | 'down_proj';

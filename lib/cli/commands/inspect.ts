@@ -1,0 +1,29 @@
+/** `shortgpt-native inspect MODEL_DIR [--json]`: a checkpoint's shape, dtypes and sizes. */
+import { formatInspectReport, inspectCheckpoint } from '../../checkpoint/inspect';
+import { flag, noExtraPositionals, parseCommandLine, requirePositional } from '../args';
+import type { Command } from '../command';
+
+export const inspectCommand: Command = {
+  name: 'inspect',
+  summary: 'show a checkpoint\'s architecture, layers, heads, dtypes, parameters and size',
+  help: `Usage: shortgpt-native inspect MODEL_DIR [--json]
+
+Reads MODEL_DIR (config.json plus model.safetensors, or model.safetensors.index.json and its
+shards), validates every safetensors header and checks each tensor against the architecture's
+table, then reports: architecture, layers, hidden size, attention and key/value heads, head_dim,
+intermediate size, vocabulary, dtypes, parameters per layer and in total, bytes on disk, files,
+and warnings (e.g. tensors the architecture does not use). Tensor data is not read.
+Exits 1 when the checkpoint is invalid, naming the file and tensor at fault.
+
+Options:
+  --json    print one JSON document on stdout (stable camelCase field names)
+  -h, --help`,
+  async run(argv, io) {
+    const parsed = parseCommandLine('inspect', argv, { json: { type: 'boolean' } });
+    const dir = requirePositional('inspect', parsed, 0, 'MODEL_DIR');
+    noExtraPositionals('inspect', parsed, 1);
+    const report = await inspectCheckpoint(dir);
+    io.stdout.write(flag(parsed, 'json') ? `${JSON.stringify(report, null, 2)}\n` : formatInspectReport(report));
+    return 0;
+  },
+};
