@@ -1,0 +1,220 @@
+/**
+ * Engine (f32, blocked attention, packed GEMM) vs the independent float64 reference
+ * (test/reference/forward64.ts, itself checked against ../shared/golden), for every architecture,
+ * dtype and RoPE variant the generator makes. Sequence lengths 1, 5, 37, 70, 130 are no multiple
+ * of any attention or GEMM block, and exceed the Mistral/Qwen sliding windows.
+ *
+ * Tolerances, from the worst cases measured over all cases below (SHORTGPT_PARITY_REPORT=1
+ * prints them): statistics 9.5e-9 absolute, perplexity 2.5e-7 relative, last-token states
+ * 6.5e-7 relative to the state's largest element. The limits keep a 40-100x margin for other CPUs
+ * and kernels, and are far below what a semantic error produces: a sliding window off by one,
+ * a llama3 band left unscaled or rms_norm_eps 1e-6 instead of the config's 1e-5 each fail them.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { generateCheckpoint, type GenerateOptions } from '../../scripts/generate-checkpoint';
+import { openCheckpoint } from '../../lib/checkpoint/checkpoint';
+import { scoreLayers } from '../../lib/scoring/scoreLayers';
+import { perplexity } from '../../lib/eval/perplexity';
+import { loadReferenceModel, referenceHiddenStates, referencePerplexity, referenceScores } from '../reference/forward64';
+import { randomSequences } from '../reference/sequences';
+import { tensorByteRange } from '../reference/safetensors64';
+
+/** Absolute limit on BI, angular distance and relative magnitude (all O(1) quantities). */
+const STAT_TOL = 1e-6;
+/** Relative limit on perplexity (and on |meanNll| differences, absolute). */
+const PPL_TOL = 1e-5;
+/** Last-token hidden states: max |engine - reference| / max |reference| over the state. */
+const STATE_TOL = 1e-5;
+
+const LENGTHS = [1, 5, 37, 70, 130];
+const VOCAB = 96;
+const base = { layers: 3, vocabSize: VOCAB, maxPositionEmbeddings: 256 } as const;
+
+interface Case {
+  name: string;
+  opts: GenerateOptions;
+  /** Edits config.json after generation: config shapes real checkpoints have that the generator does not write. */
+  edit?: (config: Record<string, unknown>) => void;
+}
+const cases: Case[] = [];
+const archs = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'BaichuanForCausalLM'] as const;
+for (const architecture of archs) {
+  for (const dtype of ['F32', 'F16', 'BF16'] as const) {
+    // Mistral's default window (8) is far shorter than the longer sequences.
+    cases.push({ name: `${architecture} ${dtype}`, opts: { ...base, architecture, dtype } });
+  }
+}
+cases.push(
+  { name: 'LlamaForCausalLM F32 rope linear', opts: { ...base, architecture: 'LlamaForCausalLM', dtype: 'F32', ropeScaling: 'linear' } },
+  // original_max_position_embeddings = 64 with head_dim 8: one frequency in each llama3 band.
+  { name: 'LlamaForCausalLM BF16 rope llama3', opts: { ...base, architecture: 'LlamaForCausalLM', dtype: 'BF16', ropeScaling: 'llama3' } },
+  { name: 'LlamaForCausalLM F16 tied, 3 shards', opts: { ...base, architecture: 'LlamaForCausalLM', dtype: 'F16', tie: true, shards: 3 } },
+  { name: 'MistralForCausalLM F32 window 33', opts: { ...base, architecture: 'MistralForCausalLM', dtype: 'F32', slidingWindow: 33 } },
+  { name: 'Qwen2ForCausalLM F32 sliding window 20', opts: { ...base, architecture: 'Qwen2ForCausalLM', dtype: 'F32', slidingWindow: 20 } },
+  { name: 'Qwen3ForCausalLM BF16 sliding window 50', opts: { ...base, architecture: 'Qwen3ForCausalLM', dtype: 'BF16', slidingWindow: 50 } },
+  // Shapes that fill no GEMM tile (6 x 16 micro-tiles, K slices of 256, 256-column tiles): hidden
+  // 72 and head_dim 12, intermediate 300 (two K slices for down_proj, a 12-column panel tail),
+  // vocabulary 131, 243 tokens in all.
+  ...(['LlamaForCausalLM', 'Qwen2ForCausalLM'] as const).map((architecture, i) => ({
+    name: `${architecture} ${i ? 'BF16' : 'F32'} odd shapes`,
+    opts: {
+      ...base, architecture, dtype: i ? 'BF16' as const : 'F32' as const,
+      hiddenSize: 72, numAttentionHeads: 6, numKeyValueHeads: 2, intermediateSize: 300, vocabSize: 131,
+    },
+  })),
+  {
+    // Qwen2.5's published configs: a window is named but use_sliding_window is false, so HF
+    // attends to everything.
+    name: 'Qwen2ForCausalLM F32 window named but disabled',
+    opts: { ...base, architecture: 'Qwen2ForCausalLM', dtype: 'F32' },
+    edit: (c) => { c.sliding_window = 8; c.use_sliding_window = false; c.max_window_layers = 0; delete c.layer_types; },
+  },
+  {
+    // Older Qwen2 configs have no layer_types: max_window_layers 0 puts every layer in the window.
+    name: 'Qwen2ForCausalLM BF16 window from max_window_layers',
+    opts: { ...base, architecture: 'Qwen2ForCausalLM', dtype: 'BF16', slidingWindow: 20 },
+    edit: (c) => { delete c.layer_types; },
+  },
+  {
+    name: 'MistralForCausalLM F16 sliding_window null',
+    opts: { ...base, architecture: 'MistralForCausalLM', dtype: 'F16' },
+    edit: (c) => { c.sliding_window = null; },
+  },
+);
+
+const sequences = randomSequences(LENGTHS, VOCAB);
+const measured: Record<string, { stat: number; ppl: number; state: number }> = {};
+let root: string;
+
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'shortgpt-parity-'));
+});
+
+afterAll(() => {
+  fs.rmSync(root, { recursive: true, force: true });
+  if (process.env.SHORTGPT_PARITY_REPORT) console.log(JSON.stringify(measured, null, 1));
+});
+
+describe.each(cases)('engine vs float64 reference: $name', ({ name, opts, edit }) => {
+  let dir: string;
+
+  beforeAll(async () => {
+    dir = path.join(root, name.replace(/[^A-Za-z0-9]+/g, '-'));
+    await generateCheckpoint(dir, opts);
+    if (edit) {
+      const file = path.join(dir, 'config.json');
+      const config = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+      edit(config);
+      fs.writeFileSync(file, JSON.stringify(config, null, 2));
+    }
+    measured[name] = { stat: 0, ppl: 0, state: 0 };
+  });
+
+  test('the checkpoint has the tensors that make its architecture different', () => {
+    // Otherwise a generator that dropped, say, Qwen2's biases would make parity vacuous.
+    const names = [...loadReferenceModel(dir).tensors.keys()];
+    const expected: Record<string, string[]> = {
+      LlamaForCausalLM: ['self_attn.q_proj.weight'],
+      MistralForCausalLM: ['self_attn.q_proj.weight'],
+      Qwen2ForCausalLM: ['self_attn.q_proj.bias', 'self_attn.k_proj.bias', 'self_attn.v_proj.bias'],
+      Qwen3ForCausalLM: ['self_attn.q_norm.weight', 'self_attn.k_norm.weight'],
+      BaichuanForCausalLM: ['self_attn.W_pack.weight'],
+    };
+    for (const suffix of expected[opts.architecture]) expect(names).toContain(`model.layers.0.${suffix}`);
+    expect(names.includes('lm_head.weight')).toBe(!opts.tie);
+  });
+
+  test('per-layer statistics and last-token hidden states', async () => {
+    const ckpt = await openCheckpoint(dir);
+    const engine = await scoreLayers(ckpt, sequences, { threads: 2, keepLastTokenStates: true });
+    const reference = referenceScores(dir, sequences);
+    expect(engine.tokens).toBe(LENGTHS.reduce((a, b) => a + b, 0));
+    expect(engine.layers).toHaveLength(reference.length);
+    let worst = 0;
+    for (const ref of reference) {
+      const got = engine.layers[ref.layer];
+      expect(got.tokens).toBe(ref.tokens);
+      expect(got.nanCount).toBe(0);
+      for (const [a, b] of [
+        [got.blockInfluence, ref.blockInfluence],
+        [got.angularDistance, ref.angularDistance],
+        [got.relativeMagnitude, ref.relativeMagnitude],
+      ]) {
+        worst = Math.max(worst, Math.abs(a - b));
+      }
+    }
+    measured[name].stat = worst;
+    expect(worst).toBeLessThan(STAT_TOL);
+
+    // [layers.length, sequences, hidden], entry k following layer states.layers[k] (-1: embedding).
+    const states = engine.lastTokenStates!;
+    const hidden = states.hiddenSize;
+    expect(states.layers).toEqual([-1, ...reference.map((r) => r.layer)]);
+    let worstState = 0;
+    sequences.forEach((seq, s) => {
+      const ref = referenceHiddenStates(dir, seq);
+      states.layers.forEach((layer, k) => {
+        const want = ref[layer + 1].subarray((seq.length - 1) * hidden, seq.length * hidden);
+        const got = states.data.subarray((k * sequences.length + s) * hidden, (k * sequences.length + s + 1) * hidden);
+        let scale = 0;
+        let diff = 0;
+        for (let i = 0; i < hidden; i++) {
+          scale = Math.max(scale, Math.abs(want[i]));
+          diff = Math.max(diff, Math.abs(got[i] - want[i]));
+        }
+        worstState = Math.max(worstState, diff / scale);
+      });
+    });
+    measured[name].state = worstState;
+    expect(worstState).toBeLessThan(STATE_TOL);
+  });
+
+  test('perplexity, with and without a skipped layer', async () => {
+    const ckpt = await openCheckpoint(dir);
+    for (const skipLayers of [[], [1]]) {
+      const engine = await perplexity(ckpt, sequences, { threads: 2, skipLayers });
+      const reference = referencePerplexity(dir, sequences, skipLayers);
+      expect(engine.predictions).toBe(reference.predictions);
+      const rel = Math.abs(engine.perplexity / reference.perplexity - 1);
+      measured[name].ppl = Math.max(measured[name].ppl, rel);
+      expect(rel).toBeLessThan(PPL_TOL);
+      expect(Math.abs(engine.meanNll - reference.meanNll)).toBeLessThan(PPL_TOL);
+      // The checksum sums ~24k logits of either sign: compare against their magnitude.
+      expect(Math.abs(engine.logitsSum - reference.logitsSum)).toBeLessThan(1e-4 * Math.max(1, Math.abs(reference.logitsSum)));
+    }
+  });
+});
+
+describe('undefined cosines: a token whose embedding is all zeros', () => {
+  // Token 0's embedding row is zeroed. Wherever it occurs h_0 = 0, so cos(h_0, h_1) is undefined
+  // (counted as 0.5). At position 0 of a bias-free model the whole residual stream stays exactly
+  // zero, so every layer sees an undefined cosine and a zero output there.
+  const seqs = [[0, 7, 0, 12, 5, 0, 33], [4, 0, 9], [0]];
+
+  test('statistics, NaN counts and perplexity match the reference', async () => {
+    const dir = path.join(root, 'zero-embedding');
+    await generateCheckpoint(dir, { ...base, architecture: 'LlamaForCausalLM', dtype: 'F32' });
+    const file = path.join(dir, 'model.safetensors');
+    const [begin] = tensorByteRange(file, 'model.embed_tokens.weight');
+    const hidden = (JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { hidden_size: number }).hidden_size;
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(hidden * 4), 0, hidden * 4, begin);
+    fs.closeSync(fd);
+
+    const engine = await scoreLayers(dir, seqs, { threads: 2 });
+    const reference = referenceScores(dir, seqs);
+    expect(reference[0].nanCount).toBe(5);
+    expect(reference[reference.length - 1].nanCount).toBe(2);
+    for (const ref of reference) {
+      const got = engine.layers[ref.layer];
+      expect(got.nanCount).toBe(ref.nanCount);
+      expect(Math.abs(got.blockInfluence - ref.blockInfluence)).toBeLessThan(STAT_TOL);
+      expect(Math.abs(got.angularDistance - ref.angularDistance)).toBeLessThan(STAT_TOL);
+      expect(Math.abs(got.relativeMagnitude - ref.relativeMagnitude)).toBeLessThan(STAT_TOL);
+    }
+    const ppl = await perplexity(dir, seqs, { threads: 2 });
+    expect(Math.abs(ppl.perplexity / referencePerplexity(dir, seqs).perplexity - 1)).toBeLessThan(PPL_TOL);
+  });
+});
