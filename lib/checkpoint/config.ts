@@ -190,6 +190,9 @@ export function resolveConfig(raw: unknown, file: string): ModelConfig {
   let headDim: number;
   if (r.has('head_dim') && architecture !== 'BaichuanForCausalLM') {
     headDim = r.positiveInt('head_dim');
+  } else if (architecture === 'Qwen3ForCausalLM') {
+    // transformers' Qwen3Config defaults head_dim to 128, not hidden/heads.
+    headDim = 128;
   } else {
     if (hiddenSize % numAttentionHeads !== 0) throw r.error('hidden_size', `(${hiddenSize}) must be a multiple of num_attention_heads (${numAttentionHeads}) when head_dim is not given`);
     headDim = hiddenSize / numAttentionHeads;

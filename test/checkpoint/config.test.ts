@@ -26,11 +26,11 @@ describe('defaults, applied in one place', () => {
     ['MistralForCausalLM', 131072, 4096, false],
     ['Qwen2ForCausalLM', 32768, null, true],
     ['Qwen3ForCausalLM', 32768, null, false],
-  ])('%s: kv heads = heads, head_dim = hidden/heads, theta 10000, eps 1e-6, untied', (arch, maxPos, window, bias) => {
+  ])('%s: kv heads = heads, head_dim = hidden/heads (Qwen3: 128, as Qwen3Config), theta 10000, eps 1e-6, untied', (arch, maxPos, window, bias) => {
     const c = resolveConfig(minimal(arch), FILE);
     expect(c).toMatchObject({
       architecture: arch, numHiddenLayers: 3, hiddenSize: 64, intermediateSize: 128, numAttentionHeads: 8, numKeyValueHeads: 8,
-      headDim: 8, vocabSize: 100, rmsNormEps: 1e-6, ropeTheta: 10000, ropeScaling: { type: 'none' }, maxPositionEmbeddings: maxPos,
+      headDim: arch === 'Qwen3ForCausalLM' ? 128 : 8, vocabSize: 100, rmsNormEps: 1e-6, ropeTheta: 10000, ropeScaling: { type: 'none' }, maxPositionEmbeddings: maxPos,
       tieWordEmbeddings: false, attentionBias: bias, qkNorm: arch === 'Qwen3ForCausalLM', fusedQkv: false, slidingWindow: window,
       bosTokenId: null, eosTokenId: null, normalizedLmHead: false,
     });

@@ -1,0 +1,305 @@
+/**
+ * The layer-removal rewrite: a new checkpoint directory without the chosen layers, every kept
+ * tensor copied byte for byte (never decoded), later layers renumbered, config.json edited, the
+ * other files copied, provenance recorded. Written beside OUT and renamed into place only after
+ * the result has been read back through the same validator as any input (DESIGN.md, "Rewriting
+ * copies bytes"). The source directory is only ever opened for reading.
+ */
+import * as fs from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { CONFIG_FILE, openCheckpoint } from '../checkpoint/checkpoint';
+import { encodeSafetensorsHeader } from '../checkpoint/safetensorsHeader';
+import { INDEX_FILE } from '../checkpoint/shardIndex';
+import type { Checkpoint, SafetensorsFile } from '../checkpoint/types';
+import { ShortGptError } from '../errors';
+import { packageVersion } from '../version';
+import { checkOutputPlacement, checkOutputVacancy, withAtomicOutput } from './atomicOutput';
+import { editConfig } from './configEdit';
+import { patchConfigText } from './configText';
+import { abortedError, closeFd, coalesceSpans, fsyncFd, openFd, DEFAULT_CHUNK_BYTES, RangeCopier, type CopySpan } from './copyRange';
+import { planLayerRemoval, type LayerPlan } from './layerPlan';
+import { copyOtherFile, listOtherFiles } from './otherFiles';
+import { planOutputLayout, type OutputFile, type OutputLayout } from './outputLayout';
+import { layerMappingRecord, PROVENANCE_FILE, safetensorsMetadata, type Provenance } from './provenance';
+
+export interface RewriteProgress {
+  phase: 'tensors' | 'files' | 'verify';
+  /** Tensor bytes copied so far, and in all. */
+  bytesDone: number;
+  bytesTotal: number;
+  /** The output file being written. */
+  file?: string;
+}
+
+export interface RewriteOptions {
+  /** 0-based indices of the layers to delete. */
+  removeLayers: readonly number[];
+  /** Replace a non-empty OUT (only after the new checkpoint is complete). */
+  force?: boolean;
+  onProgress?: (p: RewriteProgress) => void;
+  /** Aborting stops at the next chunk, removes the temporary directory and rejects with ERR_ABORTED. */
+  signal?: AbortSignal;
+  /** Extra string entries for every safetensors `__metadata__` and shortgpt.json (e.g. scores). */
+  extraMetadata?: Record<string, string>;
+  /**
+   * More files for the output directory, name -> content (e.g. report.json): plain file names,
+   * written inside the temporary directory so they appear with the checkpoint or not at all.
+   * They take precedence over a source file of the same name (a previous run's report).
+   */
+  extraFiles?: Record<string, string | Buffer>;
+  /** Copy buffer size (two are used); default 8 MiB. */
+  chunkBytes?: number;
+}
+
+export interface RewriteResult {
+  sourceDir: string;
+  outDir: string;
+  sourceLayers: number;
+  removedLayers: number[];
+  keptLayers: number[];
+  /** Old index -> new index for every kept layer. */
+  layerMapping: Record<string, number>;
+  numHiddenLayers: number;
+  /** Output safetensors file names, in order. */
+  files: string[];
+  sharded: boolean;
+  tensorsWritten: number;
+  tensorsRemoved: string[];
+  /** Tensor bytes written (excluding headers). */
+  tensorBytes: number;
+  configFieldsSliced: string[];
+  configFieldsAdjusted: string[];
+  copiedFiles: string[];
+  /** Names of `extraFiles` written. */
+  extraFiles: string[];
+  skippedFiles: Array<{ path: string; reason: string }>;
+  /** The source's warnings (unknown tensors...) and ours (skipped files). */
+  warnings: string[];
+}
+
+/** Opens `srcDir` and rewrites it; see rewriteOpenedCheckpoint. */
+export async function rewriteCheckpoint(srcDir: string, outDir: string, options: RewriteOptions): Promise<RewriteResult> {
+  // Placement is checked before opening so a bad --out fails fast, whatever the model size.
+  checkOutputPlacement(srcDir, outDir);
+  return rewriteOpenedCheckpoint(await openCheckpoint(srcDir), outDir, options);
+}
+
+/** The rewrite of an already opened (validated) checkpoint, for callers that scored it first. */
+export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, options: RewriteOptions): Promise<RewriteResult> {
+  const outAbs = path.resolve(outDir);
+  checkOutputPlacement(ckpt.dir, outAbs);
+  const plan = planLayerRemoval(ckpt.config.numHiddenLayers, options.removeLayers);
+  const layout = planOutputLayout(ckpt.files, ckpt.index !== undefined, plan);
+  const edit = editConfig(ckpt.rawConfig, plan);
+  const extra = { ...(options.extraMetadata ?? {}) };
+  for (const [k, v] of Object.entries(extra)) {
+    if (typeof v !== 'string') throw new ShortGptError('ERR_METADATA', `extraMetadata '${k}' must be a string, got ${typeof v}`);
+  }
+  const extraFiles = Object.entries(options.extraFiles ?? {});
+  const ours = new Set([CONFIG_FILE, INDEX_FILE, PROVENANCE_FILE, ...layout.files.map((f) => f.name)]);
+  for (const [name] of extraFiles) {
+    if (!/^[^/\\]+$/.test(name) || name === '.' || name === '..' || ours.has(name)) {
+      throw new ShortGptError('ERR_EXTRA_FILE', `extraFiles: '${name}' must be a plain file name other than the checkpoint's own files (${[...ours].join(', ')})`);
+    }
+  }
+  const weightFiles = new Set([...ckpt.files.map((f) => path.relative(ckpt.dir, f.file).split(path.sep).join('/')), ...ours, ...extraFiles.map(([name]) => name)]);
+  const others = await listOtherFiles(ckpt.dir, weightFiles);
+  const vacancy = await checkOutputVacancy(outAbs, options.force === true);
+  const signal = options.signal;
+  if (signal?.aborted) throw abortedError(signal);
+
+  const previousProvenance = await readJsonIfPresent(path.join(ckpt.dir, PROVENANCE_FILE));
+  const sourceConfigText = await fsp.readFile(path.join(ckpt.dir, CONFIG_FILE), 'utf8');
+  const progress = { bytesDone: 0, bytesTotal: layout.totalBytes };
+  const report = (phase: RewriteProgress['phase'], file?: string) => options.onProgress?.({ phase, ...progress, file });
+
+  await withAtomicOutput(outAbs, vacancy, async (tmp) => {
+    const copier = new RangeCopier(options.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+    const sources = await openSources(ckpt.files);
+    try {
+      for (const out of layout.files) {
+        report('tensors', out.name);
+        await writeSafetensors(path.join(tmp, out.name), out, sources, copier, safetensorsMetadata(out.sourceMetadata, plan, extra), signal, (n) => {
+          progress.bytesDone += n;
+          report('tensors', out.name);
+        });
+      }
+    } finally {
+      await Promise.all([...sources.values()].map((s) => closeFd(s.fd).catch(() => undefined)));
+    }
+    if (layout.sharded) await writeJson(path.join(tmp, INDEX_FILE), shardIndexJson(ckpt, layout));
+    await writeText(path.join(tmp, CONFIG_FILE), patchConfigText(sourceConfigText, ckpt.rawConfig, edit.config));
+    const provenance: Provenance = {
+      tool: 'shortgpt-native',
+      version: packageVersion,
+      createdAt: new Date().toISOString(),
+      source: {
+        dir: ckpt.dir,
+        architecture: ckpt.config.architecture,
+        numHiddenLayers: plan.sourceLayers,
+        ...(previousProvenance !== undefined ? { provenance: previousProvenance } : {}),
+      },
+      removedLayers: plan.removed,
+      keptLayers: plan.kept,
+      layerMapping: layerMappingRecord(plan),
+      numHiddenLayers: plan.kept.length,
+      configFieldsSliced: edit.slicedFields,
+      configFieldsAdjusted: edit.adjustedFields,
+      metadata: extra,
+    };
+    await writeJson(path.join(tmp, PROVENANCE_FILE), provenance);
+    for (const rel of others.copy) {
+      if (signal?.aborted) throw abortedError(signal);
+      report('files', rel);
+      await copyOtherFile(ckpt.dir, tmp, rel);
+    }
+    for (const [name, content] of extraFiles) await writeText(path.join(tmp, name), content);
+    if (signal?.aborted) throw abortedError(signal);
+    report('verify');
+    await verifyOutput(tmp, layout, plan);
+  });
+
+  return {
+    sourceDir: ckpt.dir,
+    outDir: outAbs,
+    sourceLayers: plan.sourceLayers,
+    removedLayers: plan.removed,
+    keptLayers: plan.kept,
+    layerMapping: layerMappingRecord(plan),
+    numHiddenLayers: plan.kept.length,
+    files: layout.files.map((f) => f.name),
+    sharded: layout.sharded,
+    tensorsWritten: layout.files.reduce((s, f) => s + f.tensors.length, 0),
+    tensorsRemoved: layout.removedTensors,
+    tensorBytes: layout.totalBytes,
+    configFieldsSliced: edit.slicedFields,
+    configFieldsAdjusted: edit.adjustedFields,
+    copiedFiles: others.copy,
+    extraFiles: extraFiles.map(([name]) => name),
+    skippedFiles: others.skipped,
+    warnings: [...ckpt.warnings, ...others.skipped.map((s) => `${path.join(ckpt.dir, s.path)}: not copied: ${s.reason}`)],
+  };
+}
+
+interface OpenSource {
+  fd: number;
+  path: string;
+}
+
+/**
+ * Opens each source file once, read-only, and checks it still has the size its header was
+ * validated at (a file replaced since would make the copied offsets meaningless).
+ */
+async function openSources(files: readonly SafetensorsFile[]): Promise<Map<string, OpenSource>> {
+  const sources = new Map<string, OpenSource>();
+  try {
+    for (const f of files) {
+      const fd = await openFd(f.file, 'r');
+      sources.set(f.file, { fd, path: f.file });
+      const size = await new Promise<number>((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st.size))));
+      if (size !== f.fileSize) {
+        throw new ShortGptError('ERR_SOURCE_CHANGED', `${f.file}: file is now ${size} bytes, but was ${f.fileSize} when its header was read; was it modified during the rewrite?`);
+      }
+    }
+  } catch (e) {
+    await Promise.all([...sources.values()].map((s) => closeFd(s.fd).catch(() => undefined)));
+    throw e;
+  }
+  return sources;
+}
+
+async function writeSafetensors(
+  file: string,
+  out: OutputFile,
+  sources: Map<string, OpenSource>,
+  copier: RangeCopier,
+  metadata: Record<string, string>,
+  signal: AbortSignal | undefined,
+  onBytes: (n: number) => void,
+): Promise<void> {
+  const header = encodeSafetensorsHeader(
+    out.tensors.map((t) => ({ name: t.name, dtype: t.source.dtype, shape: t.source.shape, byteLength: t.source.byteLength })),
+    metadata,
+  );
+  const spans: CopySpan[] = [];
+  let dst = header.length;
+  for (const t of out.tensors) {
+    const src = sources.get(t.source.file)!;
+    spans.push({ srcFd: src.fd, srcPath: src.path, srcOffset: t.source.dataOffset, dstOffset: dst, length: t.source.byteLength });
+    dst += t.source.byteLength;
+  }
+  const fd = await openFd(file, 'wx', 0o644);
+  try {
+    await new Promise<void>((resolve, reject) => fs.write(fd, header, 0, header.length, 0, (err) => (err ? reject(err) : resolve())));
+    for (const span of coalesceSpans(spans)) await copier.copy(span, fd, signal, onBytes);
+    // Durable before the rename makes it visible under OUT.
+    await fsyncFd(fd);
+  } finally {
+    await closeFd(fd).catch(() => undefined);
+  }
+}
+
+/** model.safetensors.index.json as transformers writes it: metadata.total_size, sorted weight_map. */
+function shardIndexJson(ckpt: Checkpoint, layout: OutputLayout): Record<string, unknown> {
+  const weightMap: Record<string, string> = {};
+  const entries = layout.files.flatMap((f) => f.tensors.map((t) => [t.name, f.name] as const));
+  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [name, file] of entries) weightMap[name] = file;
+  return { metadata: { ...(ckpt.index?.metadata ?? {}), total_size: layout.totalBytes }, weight_map: weightMap };
+}
+
+async function writeJson(file: string, value: unknown): Promise<void> {
+  await writeText(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+async function writeText(file: string, text: string | Buffer): Promise<void> {
+  const h = await fsp.open(file, 'wx', 0o644);
+  try {
+    await h.writeFile(text);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+async function readJsonIfPresent(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return { unparsable: text.slice(0, 10000) };
+  }
+}
+
+/**
+ * Reads the new directory back as any input would be read (every header rule, the shard index,
+ * the architecture table against the new config) and checks it holds exactly the planned tensors.
+ */
+async function verifyOutput(dir: string, layout: OutputLayout, plan: LayerPlan): Promise<void> {
+  let ckpt: Checkpoint;
+  try {
+    ckpt = await openCheckpoint(dir);
+  } catch (e) {
+    const err = e as ShortGptError;
+    throw new ShortGptError('ERR_REWRITE_VERIFY', `the rewritten checkpoint failed validation (nothing was written to the output): ${err.message}`, { cause: e });
+  }
+  const fail = (what: string) => {
+    throw new ShortGptError('ERR_REWRITE_VERIFY', `the rewritten checkpoint does not match the plan (nothing was written to the output): ${what}`);
+  };
+  if (ckpt.config.numHiddenLayers !== plan.kept.length) fail(`num_hidden_layers is ${ckpt.config.numHiddenLayers}, expected ${plan.kept.length}`);
+  const planned = layout.files.flatMap((f) => f.tensors.map((t) => ({ ...t, outFile: f.name })));
+  if (ckpt.tensors.size !== planned.length) fail(`${ckpt.tensors.size} tensors read back, ${planned.length} written`);
+  for (const t of planned) {
+    const got = ckpt.tensors.get(t.name);
+    if (!got) fail(`tensor '${t.name}' is missing`);
+    else if (path.basename(got.file) !== t.outFile || got.dtype !== t.source.dtype || got.byteLength !== t.source.byteLength || got.shape.join(',') !== t.source.shape.join(',')) {
+      fail(`tensor '${t.name}' reads back as ${got.dtype} [${got.shape.join(', ')}] in ${path.basename(got.file)}`);
+    }
+  }
+}

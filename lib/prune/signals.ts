@@ -1,0 +1,51 @@
+/**
+ * SIGINT/SIGTERM during a rewrite, for the CLI: the first signal aborts the rewrite (it stops at
+ * the next chunk and removes its temporary directory); a second one, for a run that does not
+ * stop, removes the temporary directories at once and exits. Handlers exist only while
+ * `trapInterrupts` is active, so the default behaviour returns afterwards.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import { liveTempDirs } from './atomicOutput';
+
+export interface InterruptTrap {
+  signal: AbortSignal;
+  /** The first signal received, if any. */
+  received(): NodeJS.Signals | undefined;
+  dispose(): void;
+}
+
+const TRAPPED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+
+/** The conventional exit status of a process stopped by `sig` (130 for SIGINT, 143 for SIGTERM). */
+export function signalExitCode(sig: NodeJS.Signals): number {
+  return 128 + (os.constants.signals[sig] ?? 0);
+}
+
+export function trapInterrupts(): InterruptTrap {
+  const controller = new AbortController();
+  let first: NodeJS.Signals | undefined;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (first === undefined) {
+      first = sig;
+      controller.abort(new Error(`interrupted by ${sig}`));
+      return;
+    }
+    for (const dir of liveTempDirs) {
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        /* exiting anyway; nothing more can be done */
+      }
+    }
+    process.exit(signalExitCode(first));
+  };
+  for (const s of TRAPPED) process.on(s, onSignal);
+  return {
+    signal: controller.signal,
+    received: () => first,
+    dispose: () => {
+      for (const s of TRAPPED) process.off(s, onSignal);
+    },
+  };
+}
