@@ -1,0 +1,348 @@
+#include "binding/cuda_binding.h"
+
+#include <dlfcn.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "core/weights_io.h"
+#include "cuda/cuda_abi.h"
+
+namespace shortgpt {
+namespace {
+
+struct CudaLibrary {
+  const ShortGptCudaApi* api = nullptr;
+  std::string path;
+  std::string error;  // why api is null
+};
+
+// The folder of this addon: libshortgpt_cuda.so is built (and prebuilt) beside it.
+std::string addonDir() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&addonDir), &info) && info.dli_fname) {
+    std::string p = info.dli_fname;
+    const size_t slash = p.rfind('/');
+    if (slash != std::string::npos) return p.substr(0, slash);
+  }
+  return ".";
+}
+
+const CudaLibrary& cudaLibrary() {
+  static CudaLibrary lib;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* env = std::getenv("SHORTGPT_CUDA_LIB");
+    lib.path = env && *env ? env : addonDir() + "/libshortgpt_cuda.so";
+    void* h = dlopen(lib.path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+      const char* e = dlerror();
+      lib.error = "this build has no CUDA backend: " + lib.path + " could not be loaded (" + (e ? e : "unknown") +
+                  "). Build with nvcc on PATH (SHORTGPT_CUDA=on npx cmake-js compile --out build).";
+      return;
+    }
+    auto fn = reinterpret_cast<ShortGptCudaApiFn>(dlsym(h, SHORTGPT_CUDA_API_SYMBOL));
+    const ShortGptCudaApi* api = fn ? fn() : nullptr;
+    if (!api) {
+      lib.error = lib.path + " does not export " SHORTGPT_CUDA_API_SYMBOL;
+    } else if (api->abiVersion != SHORTGPT_CUDA_ABI_VERSION || api->structSize < sizeof(ShortGptCudaApi)) {
+      lib.error = lib.path + " has CUDA ABI version " + std::to_string(api->abiVersion) + ", this addon needs " +
+                  std::to_string(SHORTGPT_CUDA_ABI_VERSION) + ": rebuild both together";
+    } else {
+      lib.api = api;
+    }
+  });
+  return lib;
+}
+
+Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  const CudaLibrary& lib = cudaLibrary();
+  out.Set("compiled", lib.api != nullptr);
+  out.Set("library", lib.path);
+  if (!lib.api) {
+    out.Set("usable", false);
+    out.Set("reason", lib.error);
+    return out;
+  }
+  out.Set("build", lib.api->buildInfo());
+  ShortGptCudaProbe p;
+  lib.api->probe(&p);
+  out.Set("usable", p.usable != 0);
+  out.Set("reason", std::string(p.reason));
+  out.Set("driverVersion", p.driverVersion);
+  out.Set("runtimeVersion", p.runtimeVersion);
+  if (p.cublasLibrary[0]) out.Set("cublas", std::string(p.cublasLibrary));
+  Napi::Array devices = Napi::Array::New(env);
+  for (int d = 0; d < p.deviceCount && d < SHORTGPT_CUDA_MAX_DEVICES; ++d) {
+    const ShortGptCudaDevice& dev = p.devices[d];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("ordinal", dev.ordinal);
+    o.Set("name", std::string(dev.name));
+    o.Set("computeCapability", std::to_string(dev.computeMajor) + "." + std::to_string(dev.computeMinor));
+    o.Set("multiprocessors", dev.multiprocessors);
+    o.Set("totalBytes", static_cast<double>(dev.totalBytes));
+    o.Set("freeBytes", static_cast<double>(dev.freeBytes));
+    devices.Set(static_cast<uint32_t>(d), o);
+  }
+  out.Set("devices", devices);
+  return out;
+}
+
+int sgDtype(DType t) {
+  switch (t) {
+    case DType::F32: return SG_DTYPE_F32;
+    case DType::F16: return SG_DTYPE_F16;
+    case DType::BF16: return SG_DTYPE_BF16;
+  }
+  return SG_DTYPE_F32;
+}
+
+// A tensor's bytes in host memory, read with pread (weights never pass through JavaScript).
+struct HostTensor {
+  std::vector<uint8_t> bytes;
+  ShortGptCudaTensor view{nullptr, SG_DTYPE_F32, 0, 1};
+};
+
+HostTensor readHost(const TensorRef& ref) {
+  HostTensor t;
+  t.bytes = readTensorBytes(ref);
+  t.view.data = t.bytes.data();
+  t.view.dtype = sgDtype(ref.dtype);
+  t.view.rows = ref.shape.empty() ? 1 : ref.shape[0];
+  t.view.cols = ref.shape.size() >= 2 ? ref.shape[1] : 1;
+  return t;
+}
+
+// Identity of a layer's weights for the device cache: where its first matrix lives on disk.
+uint64_t layerKey(const TensorRef& first) {
+  const uint64_t h = std::hash<std::string>{}(first.file) * 1000003u ^ static_cast<uint64_t>(first.offset);
+  return h == 0 ? 1 : h;
+}
+
+// While a long GPU call runs, polls the RunControl and forwards a cancellation to the CUDA
+// session, which stops at its next chunk boundary with ERR_ABORTED (the C ABI cannot poll a
+// std::function itself).
+class CancelWatch {
+ public:
+  CancelWatch(const ShortGptCudaApi* api, ShortGptCudaSession* s, const RunControl& ctl) {
+    if (!ctl.cancelled) return;
+    thread_ = std::thread([this, api, s, &ctl] {
+      std::unique_lock<std::mutex> lock(mutex_);
+      while (!done_) {
+        if (ctl.cancelled()) {
+          api->sessionCancel(s);
+          return;
+        }
+        wake_.wait_for(lock, std::chrono::milliseconds(20));
+      }
+    });
+  }
+  ~CancelWatch() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(const ShortGptCudaApi* api, const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences,
+              const CudaBackendOptions& o)
+      : api_(api), hidden_(spec.hiddenSize) {
+    ShortGptCudaSpec s;
+    std::memset(&s, 0, sizeof s);
+    s.hiddenSize = static_cast<int>(spec.hiddenSize);
+    s.intermediateSize = static_cast<int>(spec.intermediateSize);
+    s.numHeads = static_cast<int>(spec.numHeads);
+    s.numKvHeads = static_cast<int>(spec.numKvHeads);
+    s.headDim = static_cast<int>(spec.headDim);
+    s.vocabSize = static_cast<int>(spec.vocabSize);
+    s.rmsNormEps = static_cast<float>(spec.rmsNormEps);
+    s.ropeTheta = static_cast<float>(spec.ropeTheta);
+    const RopeScalingSpec& rs = spec.ropeScaling;
+    s.ropeType = rs.type == RopeScalingSpec::Type::Linear ? SG_ROPE_LINEAR
+                 : rs.type == RopeScalingSpec::Type::Llama3 ? SG_ROPE_LLAMA3 : SG_ROPE_NONE;
+    s.ropeFactor = static_cast<float>(rs.factor);
+    s.ropeLowFreqFactor = static_cast<float>(rs.lowFreqFactor);
+    s.ropeHighFreqFactor = static_cast<float>(rs.highFreqFactor);
+    s.ropeOriginalMaxPositions = static_cast<int>(rs.originalMaxPositionEmbeddings);
+    s.slidingWindow = static_cast<int>(spec.slidingWindow);
+    s.qkNorm = spec.qkNorm ? 1 : 0;
+    s.device = o.device;
+    s.gemmF32 = o.f32Gemm == "bf16" ? SG_GEMM_F32_BF16 : o.f32Gemm == "f32" ? SG_GEMM_F32_EXACT : SG_GEMM_F32_TF32;
+    s.batchTokens = o.batchTokens;
+    s.weightCacheBytes = o.weightCacheBytes;
+    std::vector<int32_t> tokens;
+    std::vector<int64_t> lengths;
+    int64_t at = 0;
+    for (const auto& q : sequences) {
+      tokens.insert(tokens.end(), q.begin(), q.end());
+      lengths.push_back(static_cast<int64_t>(q.size()));
+      at += static_cast<int64_t>(q.size());
+      lastRows_.push_back(at - 1);
+    }
+    totalTokens_ = at;
+    check(api_->sessionCreate(&s, tokens.data(), lengths.data(), static_cast<int64_t>(lengths.size()), &session_));
+  }
+  ~CudaBackend() override {
+    if (session_) api_->sessionDestroy(session_);
+  }
+
+  void embed(const TensorRef& table, const RunControl& ctl) override {
+    ctl.checkCancelled();
+    HostTensor t = readHost(table);
+    check(api_->sessionEmbed(session_, &t.view));
+  }
+
+  LayerStats forwardLayer(const LayerRefs& w, const RunControl& ctl) override {
+    ctl.checkCancelled();
+    std::vector<HostTensor> keep;
+    keep.reserve(w.size());
+    ShortGptCudaLayer layer;
+    std::memset(&layer, 0, sizeof layer);
+    auto put = [&](const char* role, ShortGptCudaTensor& slot) {
+      auto it = w.find(role);
+      if (it == w.end()) return;
+      keep.push_back(readHost(it->second));
+      slot = keep.back().view;
+    };
+    put("input_layernorm", layer.inputNorm);
+    put("post_attention_layernorm", layer.postNorm);
+    put("q_proj", layer.q);
+    put("k_proj", layer.k);
+    put("v_proj", layer.v);
+    put("W_pack", layer.wPack);
+    put("q_bias", layer.qBias);
+    put("k_bias", layer.kBias);
+    put("v_bias", layer.vBias);
+    put("o_proj", layer.o);
+    put("o_bias", layer.oBias);
+    put("q_norm", layer.qNorm);
+    put("k_norm", layer.kNorm);
+    put("gate_proj", layer.gate);
+    put("up_proj", layer.up);
+    put("down_proj", layer.down);
+    auto first = w.find(w.count("W_pack") ? "W_pack" : "q_proj");
+    if (first != w.end()) layer.cacheKey = layerKey(first->second);
+    ShortGptCudaStats st;
+    {
+      CancelWatch watch(api_, session_, ctl);
+      check(api_->sessionForwardLayer(session_, &layer, nullptr, &st));
+    }
+    ctl.checkCancelled();
+    LayerStats out;
+    out.tokens = static_cast<int64_t>(st.tokens);
+    out.sumCos = st.sumCos;
+    out.nanCount = static_cast<int64_t>(st.nanCount);
+    out.sumAngular = st.sumAngular;
+    out.sumRelMag = st.sumRelMag;
+    return out;
+  }
+
+  void copyResidual(float* dst) const override {
+    check(api_->sessionReadHidden(session_, dst, totalTokens_ * hidden_));
+  }
+
+  void setResidual(const float* src) override {
+    check(api_->sessionWriteHidden(session_, src, totalTokens_ * hidden_));
+  }
+
+  void copyLastTokenStates(float* dst) const override {
+    check(api_->sessionReadRows(session_, lastRows_.data(), static_cast<int64_t>(lastRows_.size()), dst));
+  }
+
+  NllStats nll(const TensorRef& finalNorm, const TensorRef& lmHead, const RunControl& ctl) override {
+    ctl.checkCancelled();
+    HostTensor n = readHost(finalNorm), h = readHost(lmHead);
+    ShortGptCudaNll r;
+    {
+      CancelWatch watch(api_, session_, ctl);
+      check(api_->sessionNll(session_, &n.view, &h.view, &r));
+    }
+    NllStats out;
+    out.sumNll = r.sumNll;
+    out.predictions = static_cast<int64_t>(r.predictions);
+    out.logitsSum = r.logitsSum;
+    return out;
+  }
+
+ private:
+  void check(int rc) const {
+    if (rc != 0) throw EngineError(api_->lastErrorCode(), std::string("CUDA backend: ") + api_->lastErrorMessage());
+  }
+
+  const ShortGptCudaApi* api_;
+  ShortGptCudaSession* session_ = nullptr;
+  int64_t hidden_ = 0, totalTokens_ = 0;
+  std::vector<int64_t> lastRows_;
+};
+
+}  // namespace
+
+void registerCudaExports(Napi::Env env, Napi::Object exports) {
+  exports.Set("cudaInfo", Napi::Function::New(env, CudaInfo, "cudaInfo"));
+}
+
+bool parseCudaSessionOptions(const Napi::Object& o, CudaBackendOptions* out) {
+  const Napi::Value device = o.Get("device");
+  if (device.IsUndefined()) return false;
+  const std::string name = device.IsString() ? device.As<Napi::String>().Utf8Value() : "";
+  if (name == "cpu") return false;
+  if (name != "cuda") throw EngineError("ERR_INVALID_ARG", "Session options.device must be 'cpu' or 'cuda'");
+  const Napi::Value c = o.Get("cuda");
+  if (c.IsUndefined()) return true;
+  if (!c.IsObject()) throw EngineError("ERR_INVALID_ARG", "Session options.cuda must be an object");
+  const Napi::Object co = c.As<Napi::Object>();
+  auto count = [&](const char* key, double max) -> double {
+    const Napi::Value v = co.Get(key);
+    if (v.IsUndefined()) return -1;
+    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -2;
+    if (!(d >= 0 && d <= max && d == static_cast<double>(static_cast<int64_t>(d))))
+      throw EngineError("ERR_INVALID_ARG", std::string("Session options.cuda.") + key + " must be an integer in [0, " +
+                                               std::to_string(static_cast<int64_t>(max)) + "]");
+    return d;
+  };
+  if (double d = count("device", 1024); d >= 0) out->device = static_cast<int>(d);
+  if (double d = count("batchTokens", 1e12); d >= 0) out->batchTokens = static_cast<int64_t>(d);
+  if (double d = count("weightCacheBytes", 9.0e15); d >= 0) out->weightCacheBytes = static_cast<uint64_t>(d);
+  const Napi::Value g = co.Get("f32Gemm");
+  if (!g.IsUndefined()) {
+    const std::string mode = g.IsString() ? g.As<Napi::String>().Utf8Value() : "";
+    if (mode != "tf32" && mode != "bf16" && mode != "f32")
+      throw EngineError("ERR_INVALID_ARG", "Session options.cuda.f32Gemm must be 'tf32', 'bf16' or 'f32'");
+    out->f32Gemm = mode;
+  }
+  return true;
+}
+
+std::unique_ptr<Backend> createCudaBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences,
+                                           const CudaBackendOptions& options) {
+  const CudaLibrary& lib = cudaLibrary();
+  if (!lib.api) throw EngineError("ERR_CUDA_UNAVAILABLE", lib.error);
+  ShortGptCudaProbe p;
+  lib.api->probe(&p);
+  if (!p.usable) throw EngineError("ERR_CUDA_UNAVAILABLE", std::string("CUDA is not usable: ") + p.reason);
+  if (options.device < 0 || options.device >= p.deviceCount)
+    throw EngineError("ERR_CUDA_UNAVAILABLE", "CUDA device " + std::to_string(options.device) + " does not exist (" +
+                                                  std::to_string(p.deviceCount) + " found)");
+  return std::make_unique<CudaBackend>(lib.api, spec, std::move(sequences), options);
+}
+
+}  // namespace shortgpt
