@@ -49,4 +49,9 @@ inline float f16ToF32(uint16_t h) {
 // Converts `count` elements of `src` (dtype t) to f32.
 void convertToF32(const void* src, DType t, float* dst, size_t count);
 
+// The function convertToF32 would use for dtype t (vectorised where the CPU allows), chosen once:
+// for callers that convert many small pieces.
+using ConvertToF32Fn = void (*)(const void* src, float* dst, size_t count);
+ConvertToF32Fn converterToF32(DType t);
+
 }  // namespace shortgpt

@@ -1,0 +1,96 @@
+/** `shortgpt-native score MODEL --tokens FILE`: every layer's Block Influence, ranked. */
+import { openCheckpoint } from '../../checkpoint/checkpoint';
+import { readTokenFile } from '../../data/tokenFile';
+import { scoreLayers, type LayerScores } from '../../scoring/scoreLayers';
+import { flag, intOption, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
+import type { CliIO, Command } from '../command';
+import { UsageError } from '../../errors';
+import { CALIB_OPTION_HELP, CALIB_OPTION_SPEC } from '../calibOptions';
+import { scoreCalibration } from '../dataCommands';
+
+export interface ScoreRow {
+  layer: number;
+  bi: number;
+  angular: number;
+  relmag: number;
+  /** 1 = lowest Block Influence (the first candidate for removal). */
+  rank: number;
+  tokens: number;
+}
+
+/** Rank by BI ascending; ties keep the lower layer index first. */
+export function rankRows(scores: LayerScores): ScoreRow[] {
+  const order = [...scores.layers].sort((a, b) => a.blockInfluence - b.blockInfluence || a.layer - b.layer);
+  const rank = new Map(order.map((l, i) => [l.layer, i + 1]));
+  return scores.layers.map((l) => ({
+    layer: l.layer,
+    bi: l.blockInfluence,
+    angular: l.angularDistance,
+    relmag: l.relativeMagnitude,
+    rank: rank.get(l.layer)!,
+    tokens: l.tokens,
+  }));
+}
+
+function progressWriter(io: CliIO): ((p: { layer: number; layers: number; sequencesDone: number; sequencesTotal: number }) => void) | undefined {
+  if (!io.stderr.isTTY) return undefined;
+  return (p) => io.stderr.write(`\rlayer ${p.layer + 1}/${p.layers}  sequences ${p.sequencesDone}/${p.sequencesTotal}   `);
+}
+
+export const scoreCommand: Command = {
+  name: 'score',
+  summary: 'score every layer of a model by Block Influence on calibration tokens',
+  help: `Usage: shortgpt-native score MODEL (--tokens FILE | --calib DATA...) [--json] [--threads N]
+
+Runs the token sequences in FILE through the checkpoint in MODEL one layer at a time and
+prints, per layer, the Block Influence (BI = 1 - mean cosine between the layer's input and
+output hidden states), the mean angular distance, the mean relative magnitude
+||out - in|| / ||out||, and the rank by BI (1 = least influential, the first to remove).
+
+Options:
+  --tokens FILE   a JSON array of arrays of token ids, e.g. [[1, 403, 407], [1, 378]]
+  --calib DATA    calibration data, tokenized with the model's tokenizer and cut into windows
+                  (repeatable; see Data options)
+  --quiet         no progress on stderr
+  --threads N     worker threads (default: all hardware threads)
+  --json          print one JSON document:
+                  {"model": ..., "tokens": N, "layers": [{"layer", "bi", "angular", "relmag", "rank"}]}
+  -h, --help
+
+${CALIB_OPTION_HELP}`,
+  async run(argv, io) {
+    const parsed = parseCommandLine('score', argv, {
+      tokens: { type: 'string' }, calib: { type: 'string', multiple: true }, quiet: { type: 'boolean' },
+      json: { type: 'boolean' }, threads: { type: 'string' }, ...CALIB_OPTION_SPEC,
+    });
+    const modelDir = requirePositional('score', parsed, 0, 'MODEL (a checkpoint directory)');
+    noExtraPositionals('score', parsed, 1);
+    const tokensFile = stringOption(parsed, 'tokens');
+    const calib = parsed.values.calib !== undefined;
+    if ((tokensFile === undefined) === !calib) throw new UsageError('score: give exactly one of --tokens FILE or --calib DATA');
+    const threads = intOption('score', parsed, 'threads', { min: 1, max: 1024 });
+    const ckpt = await openCheckpoint(modelDir);
+    let scores: LayerScores;
+    if (tokensFile !== undefined) {
+      const sequences = await readTokenFile(tokensFile, ckpt.config.vocabSize);
+      const onProgress = flag(parsed, 'quiet') ? undefined : progressWriter(io);
+      scores = await scoreLayers(ckpt, sequences, { threads, onProgress });
+      if (onProgress) io.stderr.write('\n');
+    } else {
+      scores = (await scoreCalibration('score', ckpt, parsed, io, threads)).result;
+    }
+    const rows = rankRows(scores);
+    if (flag(parsed, 'json')) {
+      const doc = { model: scores.model, tokens: scores.tokens, sequences: scores.sequences, layers: rows.map(({ layer, bi, angular, relmag, rank }) => ({ layer, bi, angular, relmag, rank })) };
+      io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    } else {
+      const lines = [
+        `${scores.model}: ${scores.tokens} tokens in ${scores.sequences} sequences`,
+        `${'layer'.padStart(5)}  ${'BI'.padStart(10)}  ${'angular'.padStart(10)}  ${'relmag'.padStart(10)}  ${'rank'.padStart(4)}`,
+        ...rows.map((r) => `${String(r.layer).padStart(5)}  ${r.bi.toFixed(6).padStart(10)}  ${r.angular.toFixed(6).padStart(10)}  ${r.relmag.toFixed(6).padStart(10)}  ${String(r.rank).padStart(4)}`),
+      ];
+      io.stdout.write(`${lines.join('\n')}\n`);
+    }
+    return 0;
+  },
+};

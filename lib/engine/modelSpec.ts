@@ -1,0 +1,58 @@
+/**
+ * From a validated checkpoint to what the native engine takes: the model spec and tensor
+ * references (file, offset, dtype, shape). Only references cross into native code; the bytes
+ * are read there.
+ */
+import type { NativeModelSpec, NativeTensorRef } from '../../binding';
+import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from '../checkpoint/architectures';
+import { layerTensors } from '../checkpoint/checkpoint';
+import type { Checkpoint, ModelConfig, TensorInfo } from '../checkpoint/types';
+import { ShortGptError } from '../errors';
+
+export function nativeModelSpec(config: ModelConfig): NativeModelSpec {
+  return {
+    hiddenSize: config.hiddenSize,
+    intermediateSize: config.intermediateSize,
+    numHeads: config.numAttentionHeads,
+    numKvHeads: config.numKeyValueHeads,
+    headDim: config.headDim,
+    vocabSize: config.vocabSize,
+    rmsNormEps: config.rmsNormEps,
+    ropeTheta: config.ropeTheta,
+    ropeScaling: config.ropeScaling,
+    slidingWindow: config.slidingWindow ?? 0,
+    qkNorm: config.qkNorm,
+    attentionBias: config.attentionBias,
+    fusedQkv: config.fusedQkv,
+  };
+}
+
+export function tensorRef(t: TensorInfo): NativeTensorRef {
+  return { name: t.name, file: t.file, offset: t.dataOffset, dtype: t.dtype, shape: t.shape };
+}
+
+/** Layer `layer`'s tensors by role (LayerTensorRole), as the engine's forwardLayer takes them. */
+export function layerTensorRefs(ckpt: Checkpoint, layer: number): Record<string, NativeTensorRef> {
+  const out: Record<string, NativeTensorRef> = {};
+  for (const [role, info] of layerTensors(ckpt, layer)) out[role] = tensorRef(info);
+  return out;
+}
+
+function globalTensor(ckpt: Checkpoint, name: string): NativeTensorRef {
+  const t = ckpt.tensors.get(name);
+  if (!t) throw new ShortGptError('ERR_TENSOR_MISSING', `${ckpt.dir}: tensor '${name}' is missing`);
+  return tensorRef(t);
+}
+
+export function embeddingRef(ckpt: Checkpoint): NativeTensorRef {
+  return globalTensor(ckpt, EMBED_TOKENS);
+}
+
+export function finalNormRef(ckpt: Checkpoint): NativeTensorRef {
+  return globalTensor(ckpt, FINAL_NORM);
+}
+
+/** lm_head.weight, or the embedding matrix when the config ties them (tie_word_embeddings). */
+export function lmHeadRef(ckpt: Checkpoint): NativeTensorRef {
+  return globalTensor(ckpt, ckpt.config.tieWordEmbeddings ? EMBED_TOKENS : LM_HEAD);
+}

@@ -1,0 +1,162 @@
+/**
+ * The typed face of the native Session: AbortSignal -> cancel() (honoured between batches of
+ * sequences), progress callbacks, and native errors turned into ShortGptErrors with the same
+ * stable `code`. Everything above lib/engine uses this class, never the raw binding.
+ */
+import type {
+  NativeCudaSessionOptions, NativeLastTokenStates, NativeLayerStats, NativeModelSpec, NativeNllStats, NativeSession, NativeTensorRef,
+} from '../../binding';
+import { ShortGptError } from '../errors';
+import { loadBinding } from './binding';
+
+export type TokenSequences = ReadonlyArray<ReadonlyArray<number> | Int32Array>;
+
+export interface EngineSessionOptions {
+  /** Worker threads; defaults to the machine's hardware threads. */
+  threads?: number;
+  /** Keep each sequence's last-token hidden state after the embedding and every layer. */
+  keepLastTokenStates?: boolean;
+  /** The backend: 'cpu' (default) or 'cuda' (resolve 'auto' with lib/engine/device.ts first). */
+  device?: 'cpu' | 'cuda';
+  cuda?: NativeCudaSessionOptions;
+}
+
+export interface LayerProgress {
+  layer: number;
+  sequencesDone: number;
+  sequencesTotal: number;
+}
+
+export interface RunOptions {
+  signal?: AbortSignal;
+}
+
+export interface ForwardOptions extends RunOptions {
+  onProgress?: (p: LayerProgress) => void;
+}
+
+export function defaultThreads(): number {
+  return Math.max(1, loadBinding().cpuInfo().hardwareThreads);
+}
+
+/** A native error (an Error with a string `code`) as a ShortGptError; anything else unchanged. */
+function translate(e: unknown): unknown {
+  if (e instanceof ShortGptError) return e;
+  const code = e instanceof Error ? (e as Error & { code?: unknown }).code : undefined;
+  if (e instanceof Error && typeof code === 'string') return new ShortGptError(code, e.message, { cause: e });
+  return e;
+}
+
+function toInt32(sequences: TokenSequences): Int32Array[] {
+  return sequences.map((seq, s) => {
+    if (seq instanceof Int32Array) return seq;
+    const out = new Int32Array(seq.length);
+    for (let i = 0; i < seq.length; i++) {
+      const id = seq[i];
+      if (!Number.isInteger(id) || id < 0 || id > 0x7fffffff) {
+        throw new ShortGptError('ERR_TOKEN_RANGE', `sequence ${s}, position ${i}: token id ${String(id)} is not a non-negative integer`);
+      }
+      out[i] = id;
+    }
+    return out;
+  });
+}
+
+function abortedError(): ShortGptError {
+  return new ShortGptError('ERR_ABORTED', 'the operation was aborted');
+}
+
+export class EngineSession {
+  private constructor(private readonly native: NativeSession) {}
+
+  static create(spec: NativeModelSpec, sequences: TokenSequences, options: EngineSessionOptions = {}): EngineSession {
+    const threads = options.threads ?? defaultThreads();
+    if (!Number.isSafeInteger(threads) || threads < 1) throw new ShortGptError('ERR_INVALID_ARG', `threads must be a positive integer, got ${threads}`);
+    const { Session } = loadBinding();
+    try {
+      return new EngineSession(new Session({
+        spec, sequences: toInt32(sequences), threads, keepLastTokenStates: options.keepLastTokenStates ?? false,
+        device: options.device ?? 'cpu', cuda: options.cuda,
+      }));
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+
+  get totalTokens(): number {
+    return this.native.totalTokens;
+  }
+
+  get sequenceCount(): number {
+    return this.native.sequenceCount;
+  }
+
+  /** Runs one native operation with the signal wired to cancel(). */
+  private async run<T>(signal: AbortSignal | undefined, op: () => Promise<T>): Promise<T> {
+    if (signal?.aborted) {
+      this.native.cancel();
+      throw abortedError();
+    }
+    const onAbort = (): void => this.native.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await op();
+    } catch (e) {
+      throw translate(e);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  embed(table: NativeTensorRef, options: RunOptions = {}): Promise<void> {
+    return this.run(options.signal, () => this.native.embed(table));
+  }
+
+  forwardLayer(layer: number, weights: Record<string, NativeTensorRef>, options: ForwardOptions = {}): Promise<NativeLayerStats> {
+    const { onProgress } = options;
+    const cb = onProgress
+      ? (l: number, done: number, total: number): void => onProgress({ layer: l, sequencesDone: done, sequencesTotal: total })
+      : undefined;
+    return this.run(options.signal, () => this.native.forwardLayer(layer, weights, cb));
+  }
+
+  nll(finalNorm: NativeTensorRef, lmHead: NativeTensorRef, options: RunOptions = {}): Promise<NativeNllStats> {
+    return this.run(options.signal, () => this.native.nll(finalNorm, lmHead));
+  }
+
+  lastTokenStates(): NativeLastTokenStates {
+    try {
+      return this.native.lastTokenStates();
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+
+  /** A copy of the residual stream [totalTokens, hiddenSize] f32: after embed() or the last layer run. */
+  snapshot(): Float32Array {
+    try {
+      return this.native.snapshot();
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+
+  /** Puts a snapshot of this session's sequences back, in place of embed() and the layers that made it. */
+  restore(residual: Float32Array): void {
+    try {
+      this.native.restore(residual);
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+
+  /** Stops work in flight at its next batch boundary; the session cannot be used afterwards. */
+  cancel(): void {
+    this.native.cancel();
+  }
+
+  /** Waits for work in flight, then frees the activations. */
+  async dispose(): Promise<void> {
+    await this.native.dispose();
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Perplexity of a checkpoint on token sequences: exp(mean next-token negative log-likelihood),
+ * each sequence of length T predicting T-1 tokens. Layers in `skipLayers` are skipped at run
+ * time (the residual stream passes through unchanged), which equals evaluating the checkpoint
+ * rewritten without them.
+ */
+import type { Checkpoint } from '../checkpoint/types';
+import { embeddingRef, finalNormRef, layerTensorRefs, lmHeadRef, nativeModelSpec } from '../engine/modelSpec';
+import { EngineSession, type EngineSessionOptions, type TokenSequences } from '../engine/session';
+import { ShortGptError } from '../errors';
+import { resolveCheckpoint } from '../scoring/scoreLayers';
+
+export interface PerplexityOptions {
+  skipLayers?: number[];
+  threads?: number;
+  device?: 'cpu' | 'cuda';
+  cuda?: EngineSessionOptions['cuda'];
+  signal?: AbortSignal;
+  /** Called after each batch of sequences of each layer that runs. */
+  onProgress?: (p: { layer: number; sequencesDone: number; sequencesTotal: number }) => void;
+}
+
+export interface PerplexityResult {
+  perplexity: number;
+  meanNll: number;
+  /** Next-token predictions scored: the sum over sequences of (length - 1). */
+  predictions: number;
+  /** Tokens run through the model. */
+  tokens: number;
+  /** The sum of every final logit of every position (a checksum). */
+  logitsSum: number;
+  skipLayers: number[];
+}
+
+export async function perplexity(model: Checkpoint | string, sequences: TokenSequences, options: PerplexityOptions = {}): Promise<PerplexityResult> {
+  const ckpt = await resolveCheckpoint(model);
+  const numLayers = ckpt.config.numHiddenLayers;
+  const skip = [...new Set(options.skipLayers ?? [])].sort((a, b) => a - b);
+  for (const l of skip) {
+    if (!Number.isSafeInteger(l) || l < 0 || l >= numLayers) {
+      throw new ShortGptError('ERR_LAYER_INDEX', `skip layer ${l} is out of range: ${ckpt.dir} has layers 0..${numLayers - 1}`);
+    }
+  }
+  if (!sequences.some((s) => s.length >= 2)) {
+    throw new ShortGptError('ERR_TOO_SHORT', 'perplexity needs at least one sequence of 2 or more tokens (a sequence of length T predicts T-1 tokens)');
+  }
+  const session = EngineSession.create(nativeModelSpec(ckpt.config), sequences, { threads: options.threads, device: options.device, cuda: options.cuda });
+  try {
+    const { signal, onProgress } = options;
+    await session.embed(embeddingRef(ckpt), { signal });
+    for (let l = 0; l < numLayers; l++) {
+      if (skip.includes(l)) continue;
+      await session.forwardLayer(l, layerTensorRefs(ckpt, l), { signal, onProgress });
+    }
+    const r = await session.nll(finalNormRef(ckpt), lmHeadRef(ckpt), { signal });
+    const meanNll = r.sumNll / r.predictions;
+    return { perplexity: Math.exp(meanNll), meanNll, predictions: r.predictions, tokens: session.totalTokens, logitsSum: r.logitsSum, skipLayers: skip };
+  } finally {
+    await session.dispose();
+  }
+}

@@ -1,0 +1,75 @@
+// A Session holds the residual streams of a set of calibration sequences on one backend and
+// drives the layer-streaming forward pass: embed, then one decoder layer at a time, then
+// optionally the final norm + lm_head for perplexity. It validates every spec, token and tensor
+// shape before the backend touches memory, enforces call order, and owns cancellation. It knows
+// nothing about devices: the Backend does the compute.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/backend.h"
+
+namespace shortgpt {
+
+using BackendFactory = std::function<std::unique_ptr<Backend>(const ModelSpec&, std::vector<std::vector<int32_t>>)>;
+
+// Each sequence's last-token hidden state after the embedding (entry 0) and after every
+// forwardLayer call (in call order), when the session was asked to keep them.
+struct LastTokenStates {
+  int64_t sequences = 0;
+  int64_t hiddenSize = 0;
+  std::vector<int64_t> layers;  // the layer each entry follows; -1 for the embedding
+  std::vector<float> data;      // [entries, sequences, hidden]
+};
+
+class Session {
+ public:
+  // Throws EngineError (ERR_INVALID_ARG, ERR_TOKEN_RANGE) for an impossible spec or tokens.
+  Session(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, bool keepLastTokenStates,
+          const BackendFactory& makeBackend);
+
+  void embed(const TensorRef& table, const RunControl& ctl);
+  LayerStats forwardLayer(int64_t layer, const LayerRefs& weights, const RunControl& ctl);
+  NllStats nll(const TensorRef& finalNorm, const TensorRef& lmHead, const RunControl& ctl);
+  const LastTokenStates& lastTokenStates() const { return lastStates_; }
+
+  // The residual stream [totalTokens, hidden] f32 (after the embedding or the last layer run),
+  // and putting one back: restore() stands in for embed() plus the layers that produced it.
+  std::vector<float> snapshot() const;
+  void restore(const float* data, int64_t count);
+
+  // Asks work in flight to stop at its next batch boundary (it throws ERR_ABORTED). Sticky: a
+  // cancelled session's activations are incomplete, so every later call fails too.
+  void cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+
+  const ModelSpec& spec() const { return spec_; }
+  int64_t totalTokens() const { return totalTokens_; }
+  int64_t sequenceCount() const { return sequenceCount_; }
+
+  // Throws ERR_SHAPE / ERR_MISSING_TENSOR / ERR_UNEXPECTED_TENSOR naming the tensor at fault.
+  void validateLayer(const LayerRefs& weights) const;
+
+ private:
+  void checkUsable(const char* what) const;
+  void keepLastTokens(int64_t layer);
+  // Runs fn; an exception part-way leaves the activations inconsistent, so the session is
+  // marked broken and refuses further work.
+  template <typename F>
+  auto guarded(F&& fn) -> decltype(fn());
+
+  ModelSpec spec_;
+  int64_t totalTokens_ = 0;
+  int64_t sequenceCount_ = 0;
+  bool keepLast_ = false;
+  bool embedded_ = false;
+  bool broken_ = false;
+  std::atomic<bool> cancelled_{false};
+  LastTokenStates lastStates_;
+  std::unique_ptr<Backend> backend_;
+};
+
+}  // namespace shortgpt

@@ -1,0 +1,78 @@
+#include "core/weights_io.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+namespace shortgpt {
+
+namespace {
+
+std::string where(const TensorRef& ref) { return "tensor '" + ref.name + "' in " + ref.file; }
+
+}  // namespace
+
+TensorReader::TensorReader(const TensorRef& ref) : ref_(ref) {
+  if (ref.offset < 0) throw EngineError("ERR_IO", where(ref) + ": negative offset " + std::to_string(ref.offset));
+  fd_ = ::open(ref.file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw EngineError("ERR_IO", "cannot open " + ref.file + " (for tensor '" + ref.name + "'): " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) {
+    int e = errno;
+    ::close(fd_);
+    throw EngineError("ERR_IO", "cannot stat " + ref.file + ": " + std::strerror(e));
+  }
+  // The whole tensor must fit, not only the range asked for: a truncated file is an error even
+  // when the rows we need happen to be present.
+  if (ref.offset + ref.byteLength() > static_cast<int64_t>(st.st_size)) {
+    ::close(fd_);
+    throw EngineError("ERR_IO", where(ref) + ": bytes [" + std::to_string(ref.offset) + ", " +
+                                    std::to_string(ref.offset + ref.byteLength()) + ") lie past the end of the file (" +
+                                    std::to_string(static_cast<int64_t>(st.st_size)) + " bytes)");
+  }
+}
+
+TensorReader::~TensorReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void TensorReader::read(int64_t byteBegin, int64_t byteCount, void* dst) const {
+  if (byteBegin < 0 || byteCount < 0 || byteBegin + byteCount > ref_.byteLength()) {
+    throw EngineError("ERR_IO", where(ref_) + ": read of bytes [" + std::to_string(byteBegin) + ", " +
+                                    std::to_string(byteBegin + byteCount) + ") is outside the tensor");
+  }
+  auto* out = static_cast<uint8_t*>(dst);
+  int64_t done = 0;
+  while (done < byteCount) {
+    ssize_t got = ::pread(fd_, out + done, static_cast<size_t>(byteCount - done), static_cast<off_t>(ref_.offset + byteBegin + done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      throw EngineError("ERR_IO", "cannot read " + where(ref_) + ": " + std::strerror(errno));
+    }
+    if (got == 0) throw EngineError("ERR_IO", "unexpected end of file reading " + where(ref_));
+    done += got;
+  }
+}
+
+void readTensorRange(const TensorRef& ref, int64_t byteBegin, int64_t byteCount, void* dst) {
+  TensorReader(ref).read(byteBegin, byteCount, dst);
+}
+
+std::vector<uint8_t> readTensorBytes(const TensorRef& ref) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(ref.byteLength()));
+  readTensorRange(ref, 0, ref.byteLength(), bytes.data());
+  return bytes;
+}
+
+std::vector<float> readTensorF32(const TensorRef& ref) {
+  std::vector<uint8_t> bytes = readTensorBytes(ref);
+  std::vector<float> out(static_cast<size_t>(ref.elements()));
+  convertToF32(bytes.data(), ref.dtype, out.data(), out.size());
+  return out;
+}
+
+}  // namespace shortgpt

@@ -1,0 +1,44 @@
+// Causal grouped-query attention with online softmax (Milakov & Gimelshein 2018; the
+// FlashAttention recurrence): keys are visited in fixed blocks while each query row keeps a
+// running max and sum, so memory is O(sequence) per head and no [seq, seq] matrix exists.
+// Correct for any sequence length (the last key block may be partial).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/thread_pool.h"
+
+namespace shortgpt {
+
+struct AttentionShape {
+  int64_t numHeads = 0;
+  int64_t numKvHeads = 0;  // query head h reads kv head h / (numHeads / numKvHeads)
+  int64_t headDim = 0;
+  int64_t slidingWindow = 0;  // 0: none; else a query at i sees keys j with i - j < window
+};
+
+// Query rows per parallel work item.
+constexpr int64_t kAttentionQueryBlock = 32;
+
+// One work item: a block of query rows of one sequence and one head.
+struct AttentionItem {
+  int64_t rowBegin, rowEnd;  // rows of this query block
+  int64_t seqBegin;          // row of the sequence's position 0
+  int64_t head;
+};
+
+// The kernel compiled with AVX2/FMA (attention_avx2.cc, x86-64 builds only); runs items
+// [begin, end). causalAttention chooses it at run time.
+void attentionItemsAvx2(const std::vector<AttentionItem>& items, int64_t begin, int64_t end, const float* q,
+                        int64_t qStride, const float* k, const float* v, int64_t kvStride, float* out,
+                        int64_t outStride, const AttentionShape& shape);
+
+// Rows [seqOffsets[s], seqOffsets[s+1]) belong to sequence s, each starting at position 0.
+// Query head h of row r is at q[r * qStride + h * headDim]; kv head g at k/v[r * kvStride +
+// g * headDim]; the output of head h goes to out[r * outStride + h * headDim].
+// Scale 1/sqrt(headDim), softmax in f32, as transformers' eager_attention_forward.
+void causalAttention(const float* q, int64_t qStride, const float* k, const float* v, int64_t kvStride,
+                     float* out, int64_t outStride, const std::vector<int64_t>& seqOffsets,
+                     const AttentionShape& shape, ThreadPool& pool);
+
+}  // namespace shortgpt

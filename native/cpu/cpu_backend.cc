@@ -1,0 +1,291 @@
+#include "cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/thread_pool.h"
+#include "core/weights_io.h"
+#include "cpu/attention.h"
+#include "cpu/gemm.h"
+#include "cpu/ops.h"
+#include "cpu/stats.h"
+
+namespace shortgpt {
+
+namespace {
+
+// Sequences are processed in batches of whole sequences of about this many tokens: enough rows
+// for the GEMM to reuse each packed weight panel, few enough to bound the scratch buffers.
+constexpr int64_t kBatchTokens = 1024;
+// lm_head is packed this many vocabulary rows at a time (fixed, so logitsSum's order is too).
+constexpr int64_t kVocabChunk = 4096;
+// Rows of logits computed at a time: [kLogitRows, kVocabChunk] f32 of scratch.
+constexpr int64_t kLogitRows = 256;
+
+struct Batch {
+  int64_t seqBegin, seqEnd;  // sequences [seqBegin, seqEnd)
+  int64_t rowBegin, rowEnd;  // their rows in the residual stream
+};
+
+// Packs several [n_i, k] tensors stacked along rows as one weight (q;k;v or gate;up), so one
+// GEMM computes all projections that read the same input. Tensors with different dtypes are
+// converted to f32 first.
+// `raw` is a staging buffer reused across calls (it only grows), so the bytes of each layer do
+// not cost fresh page faults.
+PackedWeight packStacked(const std::vector<const TensorRef*>& parts, int64_t k, std::vector<uint8_t>& raw, ThreadPool& pool) {
+  int64_t n = 0;
+  bool sameDType = true;
+  for (const TensorRef* p : parts) {
+    n += p->shape[0];
+    sameDType = sameDType && p->dtype == parts[0]->dtype;
+  }
+  const DType dt = sameDType ? parts[0]->dtype : DType::F32;
+  const size_t need = static_cast<size_t>(n * k) * dtypeSize(dt);
+  if (raw.size() < need) raw.resize(need);
+  uint8_t* bytes = raw.data();
+  size_t at = 0;
+  for (const TensorRef* p : parts) {
+    if (sameDType) {
+      readTensorRange(*p, 0, p->byteLength(), bytes + at);
+      at += static_cast<size_t>(p->byteLength());
+    } else {
+      std::vector<float> f = readTensorF32(*p);
+      std::memcpy(bytes + at, f.data(), f.size() * sizeof(float));
+      at += f.size() * sizeof(float);
+    }
+  }
+  return PackedWeight::pack(bytes, dt, n, k, pool);
+}
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, int threads)
+      : spec_(spec), seqs_(std::move(sequences)), pool_(threads) {
+    seqOffsets_.push_back(0);
+    int64_t maxLen = 0;
+    for (const auto& s : seqs_) {
+      seqOffsets_.push_back(seqOffsets_.back() + static_cast<int64_t>(s.size()));
+      maxLen = std::max<int64_t>(maxLen, static_cast<int64_t>(s.size()));
+    }
+    totalTokens_ = seqOffsets_.back();
+    positions_.resize(static_cast<size_t>(totalTokens_));
+    for (size_t s = 0; s < seqs_.size(); ++s) {
+      for (int64_t p = 0; p < static_cast<int64_t>(seqs_[s].size()); ++p) positions_[static_cast<size_t>(seqOffsets_[s] + p)] = static_cast<int32_t>(p);
+    }
+    for (int64_t s = 0; s < static_cast<int64_t>(seqs_.size());) {
+      Batch b{s, s, seqOffsets_[static_cast<size_t>(s)], seqOffsets_[static_cast<size_t>(s)]};
+      while (b.seqEnd < static_cast<int64_t>(seqs_.size()) &&
+             (b.seqEnd == b.seqBegin || seqOffsets_[static_cast<size_t>(b.seqEnd + 1)] - b.rowBegin <= kBatchTokens)) {
+        ++b.seqEnd;
+      }
+      b.rowEnd = seqOffsets_[static_cast<size_t>(b.seqEnd)];
+      maxBatchRows_ = std::max(maxBatchRows_, b.rowEnd - b.rowBegin);
+      batches_.push_back(b);
+      s = b.seqEnd;
+    }
+    rope_ = RopeTable::build(spec_, std::max<int64_t>(maxLen, 1));
+    h_.assign(static_cast<size_t>(totalTokens_ * spec_.hiddenSize), 0.0f);
+  }
+
+  void embed(const TensorRef& table, const RunControl& ctl) override {
+    const int64_t H = spec_.hiddenSize;
+    const int64_t rowBytes = H * static_cast<int64_t>(dtypeSize(table.dtype));
+    TensorReader reader(table);
+    std::vector<uint8_t> row(static_cast<size_t>(rowBytes));
+    for (size_t s = 0; s < seqs_.size(); ++s) {
+      ctl.checkCancelled();
+      for (size_t p = 0; p < seqs_[s].size(); ++p) {
+        reader.read(seqs_[s][p] * rowBytes, rowBytes, row.data());
+        convertToF32(row.data(), table.dtype, h_.data() + (seqOffsets_[s] + static_cast<int64_t>(p)) * H, static_cast<size_t>(H));
+      }
+    }
+  }
+
+  LayerStats forwardLayer(const LayerRefs& w, const RunControl& ctl) override {
+    const int64_t H = spec_.hiddenSize, I = spec_.intermediateSize;
+    const int64_t qd = spec_.qDim(), kvd = spec_.kvDim(), qkvDim = qd + 2 * kvd;
+    const float eps = static_cast<float>(spec_.rmsNormEps);
+
+    // One layer's weights: packed f32, freed when this call returns.
+    const std::vector<float> inNorm = readTensorF32(w.at("input_layernorm"));
+    const std::vector<float> postNorm = readTensorF32(w.at("post_attention_layernorm"));
+    const PackedWeight qkvW = spec_.fusedQkv ? packStacked({&w.at("W_pack")}, H, raw_, pool_)
+                                             : packStacked({&w.at("q_proj"), &w.at("k_proj"), &w.at("v_proj")}, H, raw_, pool_);
+    const PackedWeight oW = packStacked({&w.at("o_proj")}, qd, raw_, pool_);
+    const PackedWeight guW = packStacked({&w.at("gate_proj"), &w.at("up_proj")}, H, raw_, pool_);
+    const PackedWeight downW = packStacked({&w.at("down_proj")}, I, raw_, pool_);
+    std::vector<float> qkvBias, qNorm, kNorm;
+    if (spec_.attentionBias) {
+      for (const char* role : {"q_bias", "k_bias", "v_bias"}) {
+        std::vector<float> b = readTensorF32(w.at(role));
+        qkvBias.insert(qkvBias.end(), b.begin(), b.end());
+      }
+    }
+    if (spec_.qkNorm) {
+      qNorm = readTensorF32(w.at("q_norm"));
+      kNorm = readTensorF32(w.at("k_norm"));
+    }
+
+    // Scratch for one batch of sequences, allocated on first use and kept for later layers.
+    if (tok_.empty()) allocateScratch();
+    float* x = x_.data();
+    float* qkv = qkv_.data();
+    float* attn = attn_.data();
+    float* mid = mid_.data();
+    float* gateUp = gateUp_.data();
+    float* act = act_.data();
+    float* delta = delta_.data();
+    TokenStats* tok = tok_.data();
+
+    const AttentionShape shape{spec_.numHeads, spec_.numKvHeads, spec_.headDim, spec_.slidingWindow};
+    LayerStats stats;
+    for (const Batch& b : batches_) {
+      ctl.checkCancelled();
+      const int64_t rows = b.rowEnd - b.rowBegin;
+      float* hb = h_.data() + b.rowBegin * H;
+      const int32_t* pos = positions_.data() + b.rowBegin;
+
+      rmsNorm(hb, H, x, H, rows, H, inNorm.data(), eps, pool_);
+      gemm(x, rows, qkvW, qkv, false, pool_);
+      if (spec_.attentionBias) addBias(qkv, qkvDim, rows, qkvBias.data(), qkvDim, pool_);
+      if (spec_.qkNorm) {  // Qwen3: per-head RMSNorm before RoPE
+        headRmsNorm(qkv, qkvDim, rows, spec_.numHeads, spec_.headDim, qNorm.data(), eps, pool_);
+        headRmsNorm(qkv + qd, qkvDim, rows, spec_.numKvHeads, spec_.headDim, kNorm.data(), eps, pool_);
+      }
+      applyRope(qkv, qkvDim, rows, spec_.numHeads, spec_.headDim, pos, rope_, pool_);
+      applyRope(qkv + qd, qkvDim, rows, spec_.numKvHeads, spec_.headDim, pos, rope_, pool_);
+
+      std::vector<int64_t> offsets;
+      for (int64_t s = b.seqBegin; s <= b.seqEnd; ++s) offsets.push_back(seqOffsets_[static_cast<size_t>(s)] - b.rowBegin);
+      causalAttention(qkv, qkvDim, qkv + qd, qkv + qd + kvd, qkvDim, attn, qd, offsets, shape, pool_);
+
+      std::memcpy(mid, hb, static_cast<size_t>(rows * H) * sizeof(float));
+      gemm(attn, rows, oW, mid, true, pool_);  // first residual add
+      rmsNorm(mid, H, x, H, rows, H, postNorm.data(), eps, pool_);
+      gemm(x, rows, guW, gateUp, false, pool_);
+      swiglu(gateUp, act, rows, I, pool_);
+      gemm(act, rows, downW, delta, false, pool_);
+      residualWithStats(hb, mid, delta, rows, H, tok, pool_);  // second add
+      accumulateStats(tok, rows, stats);
+      if (ctl.progress) ctl.progress(b.seqEnd, static_cast<int64_t>(seqs_.size()));
+    }
+    return stats;
+  }
+
+  void copyResidual(float* dst) const override { std::memcpy(dst, h_.data(), h_.size() * sizeof(float)); }
+  void setResidual(const float* src) override { std::memcpy(h_.data(), src, h_.size() * sizeof(float)); }
+
+  void copyLastTokenStates(float* dst) const override {
+    const int64_t H = spec_.hiddenSize;
+    for (size_t s = 0; s < seqs_.size(); ++s) {
+      std::memcpy(dst + static_cast<int64_t>(s) * H, h_.data() + (seqOffsets_[s + 1] - 1) * H, static_cast<size_t>(H) * sizeof(float));
+    }
+  }
+
+  NllStats nll(const TensorRef& finalNorm, const TensorRef& lmHead, const RunControl& ctl) override {
+    const int64_t H = spec_.hiddenSize, V = spec_.vocabSize, T = totalTokens_;
+    const float eps = static_cast<float>(spec_.rmsNormEps);
+    const std::vector<float> normW = readTensorF32(finalNorm);
+
+    // Per token: the next token it predicts (-1 for a sequence's last token), and the running
+    // state of a log-sum-exp over vocabulary chunks (max in f32, sum of exp in double).
+    std::vector<int32_t> target(static_cast<size_t>(T), -1);
+    for (size_t s = 0; s < seqs_.size(); ++s) {
+      for (size_t p = 0; p + 1 < seqs_[s].size(); ++p) target[static_cast<size_t>(seqOffsets_[s]) + p] = seqs_[s][p + 1];
+    }
+    std::vector<float> runMax(static_cast<size_t>(T), -std::numeric_limits<float>::infinity());
+    std::vector<double> sumExp(static_cast<size_t>(T), 0.0), rowLogitSum(static_cast<size_t>(T), 0.0);
+    std::vector<float> targetLogit(static_cast<size_t>(T), 0.0f);
+
+    const int64_t rowBytes = H * static_cast<int64_t>(dtypeSize(lmHead.dtype));
+    TensorReader reader(lmHead);
+    std::vector<float> x(static_cast<size_t>(kLogitRows * H));
+    std::vector<float> logits(static_cast<size_t>(kLogitRows * kVocabChunk));
+    for (int64_t v0 = 0; v0 < V; v0 += kVocabChunk) {
+      ctl.checkCancelled();
+      const int64_t n = std::min(kVocabChunk, V - v0);
+      if (raw_.size() < static_cast<size_t>(n * rowBytes)) raw_.resize(static_cast<size_t>(n * rowBytes));
+      reader.read(v0 * rowBytes, n * rowBytes, raw_.data());
+      const PackedWeight w = PackedWeight::pack(raw_.data(), lmHead.dtype, n, H, pool_);
+      for (int64_t r0 = 0; r0 < T; r0 += kLogitRows) {
+        const int64_t rows = std::min(kLogitRows, T - r0);
+        // The final norm is recomputed per vocabulary chunk: cheap next to the GEMM, and it
+        // saves a second [T, H] buffer.
+        rmsNorm(h_.data() + r0 * H, H, x.data(), H, rows, H, normW.data(), eps, pool_);
+        gemm(x.data(), rows, w, logits.data(), false, pool_);
+        pool_.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
+          for (int64_t i = begin; i < end; ++i) {
+            const float* l = logits.data() + i * n;
+            const size_t r = static_cast<size_t>(r0 + i);
+            float chunkMax = -std::numeric_limits<float>::infinity();
+            double lsum = 0;
+            for (int64_t j = 0; j < n; ++j) {
+              chunkMax = std::max(chunkMax, l[j]);
+              lsum += l[j];
+            }
+            const float newMax = std::max(runMax[r], chunkMax);
+            double s = sumExp[r] * std::exp(static_cast<double>(runMax[r]) - newMax);
+            for (int64_t j = 0; j < n; ++j) s += std::exp(l[j] - newMax);
+            sumExp[r] = s;
+            runMax[r] = newMax;
+            rowLogitSum[r] += lsum;
+            if (target[r] >= v0 && target[r] < v0 + n) targetLogit[r] = l[target[r] - v0];
+          }
+        });
+      }
+      if (ctl.progress) ctl.progress(v0 + n, V);
+    }
+
+    NllStats out;
+    for (int64_t r = 0; r < T; ++r) {
+      const size_t i = static_cast<size_t>(r);
+      if (target[i] >= 0) {
+        out.sumNll += std::log(sumExp[i]) + runMax[i] - targetLogit[i];
+        ++out.predictions;
+      }
+      out.logitsSum += rowLogitSum[i];
+    }
+    return out;
+  }
+
+ private:
+  void allocateScratch() {
+    const int64_t R = maxBatchRows_, H = spec_.hiddenSize, I = spec_.intermediateSize;
+    const int64_t qd = spec_.qDim(), kvd = spec_.kvDim();
+    x_.resize(static_cast<size_t>(R * H));
+    qkv_.resize(static_cast<size_t>(R * (qd + 2 * kvd)));
+    attn_.resize(static_cast<size_t>(R * qd));
+    mid_.resize(static_cast<size_t>(R * H));
+    gateUp_.resize(static_cast<size_t>(R * 2 * I));
+    act_.resize(static_cast<size_t>(R * I));
+    delta_.resize(static_cast<size_t>(R * H));
+    tok_.resize(static_cast<size_t>(R));
+  }
+
+  ModelSpec spec_;
+  std::vector<std::vector<int32_t>> seqs_;
+  std::vector<int64_t> seqOffsets_;  // [sequences + 1] first row of each sequence
+  int64_t totalTokens_ = 0;
+  std::vector<int32_t> positions_;  // [totalTokens] position of each row in its sequence
+  std::vector<Batch> batches_;
+  int64_t maxBatchRows_ = 0;
+  ThreadPool pool_;
+  RopeTable rope_;
+  std::vector<float> h_;  // the residual stream, [totalTokens, hidden] f32
+  // Per-batch scratch, R = maxBatchRows_ rows: normed input [R, H]; q | k | v [R, qd + 2 kvd];
+  // attention output [R, qd]; h + attention [R, H]; gate | up [R, 2I]; silu(gate) * up [R, I];
+  // MLP output [R, H]; per-token statistics [R].
+  std::vector<float> x_, qkv_, attn_, mid_, gateUp_, act_, delta_;
+  std::vector<TokenStats> tok_;
+  std::vector<uint8_t> raw_;  // weight bytes staged for packing
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> createCpuBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, int threads) {
+  return std::make_unique<CpuBackend>(spec, std::move(sequences), threads);
+}
+
+}  // namespace shortgpt

@@ -1,0 +1,128 @@
+#include "cpu/ops.h"
+
+#include <cmath>
+
+namespace shortgpt {
+
+namespace {
+
+// The normalisation factor of one vector. The mean of squares is accumulated in double: it is
+// cheap, and it keeps the result independent of vector width and close to a float64 reference.
+inline float rmsScale(const float* x, int64_t n, float eps) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
+  return static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(n) + eps));
+}
+
+}  // namespace
+
+void rmsNorm(const float* x, int64_t xStride, float* y, int64_t yStride, int64_t rows, int64_t dim,
+             const float* w, float eps, ThreadPool& pool) {
+  pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* xr = x + r * xStride;
+      float* yr = y + r * yStride;
+      float s = rmsScale(xr, dim, eps);
+      // HF order: (x * rsqrt(var + eps)) in f32, then * weight.
+      for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] * s) * w[i];
+    }
+  });
+}
+
+void headRmsNorm(float* x, int64_t stride, int64_t rows, int64_t heads, int64_t headDim,
+                 const float* w, float eps, ThreadPool& pool) {
+  pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = x + r * stride + h * headDim;
+        float s = rmsScale(v, headDim, eps);
+        for (int64_t i = 0; i < headDim; ++i) v[i] = (v[i] * s) * w[i];
+      }
+    }
+  });
+}
+
+void addBias(float* y, int64_t stride, int64_t rows, const float* b, int64_t n, ThreadPool& pool) {
+  pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      float* yr = y + r * stride;
+      for (int64_t i = 0; i < n; ++i) yr[i] += b[i];
+    }
+  });
+}
+
+RopeTable RopeTable::build(const ModelSpec& spec, int64_t maxPositions) {
+  RopeTable t;
+  t.half = spec.headDim / 2;
+  t.positions = maxPositions;
+  std::vector<double> invFreq(static_cast<size_t>(t.half));
+  const double pi = 3.14159265358979323846;
+  const RopeScalingSpec& rs = spec.ropeScaling;
+  for (int64_t i = 0; i < t.half; ++i) {
+    // transformers: inv_freq = 1 / base^(arange(0, dim, 2) / dim)
+    double f = 1.0 / std::pow(spec.ropeTheta, static_cast<double>(2 * i) / static_cast<double>(spec.headDim));
+    if (rs.type == RopeScalingSpec::Type::Linear) {
+      f /= rs.factor;
+    } else if (rs.type == RopeScalingSpec::Type::Llama3) {
+      // transformers' _compute_llama3_parameters: long wavelengths are divided by `factor`,
+      // short ones kept, the band between interpolated smoothly.
+      double lowWavelen = rs.originalMaxPositionEmbeddings / rs.lowFreqFactor;
+      double highWavelen = rs.originalMaxPositionEmbeddings / rs.highFreqFactor;
+      double wavelen = 2 * pi / f;
+      double scaled = wavelen > lowWavelen ? f / rs.factor : f;
+      bool medium = !(wavelen < highWavelen) && !(wavelen > lowWavelen);
+      if (medium) {
+        double smooth = (rs.originalMaxPositionEmbeddings / wavelen - rs.lowFreqFactor) / (rs.highFreqFactor - rs.lowFreqFactor);
+        scaled = (1 - smooth) * scaled / rs.factor + smooth * scaled;
+      }
+      f = scaled;
+    }
+    invFreq[static_cast<size_t>(i)] = f;
+  }
+  t.cos.resize(static_cast<size_t>(maxPositions * t.half));
+  t.sin.resize(t.cos.size());
+  for (int64_t p = 0; p < maxPositions; ++p) {
+    for (int64_t i = 0; i < t.half; ++i) {
+      double a = static_cast<double>(p) * invFreq[static_cast<size_t>(i)];
+      t.cos[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::cos(a));
+      t.sin[static_cast<size_t>(p * t.half + i)] = static_cast<float>(std::sin(a));
+    }
+  }
+  return t;
+}
+
+void applyRope(float* x, int64_t stride, int64_t rows, int64_t heads, int64_t headDim,
+               const int32_t* positions, const RopeTable& table, ThreadPool& pool) {
+  const int64_t half = headDim / 2;
+  pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* c = table.cos.data() + static_cast<int64_t>(positions[r]) * half;
+      const float* s = table.sin.data() + static_cast<int64_t>(positions[r]) * half;
+      for (int64_t h = 0; h < heads; ++h) {
+        float* v = x + r * stride + h * headDim;
+        // rotate_half: out = x * cos + [-x2, x1] * sin, with cos/sin repeated over both halves.
+        for (int64_t i = 0; i < half; ++i) {
+          float x1 = v[i], x2 = v[i + half];
+          v[i] = x1 * c[i] - x2 * s[i];
+          v[i + half] = x2 * c[i] + x1 * s[i];
+        }
+      }
+    }
+  });
+}
+
+void swiglu(const float* gateUp, float* out, int64_t rows, int64_t inter, ThreadPool& pool) {
+  pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* g = gateUp + r * 2 * inter;
+      const float* u = g + inter;
+      float* o = out + r * inter;
+      for (int64_t i = 0; i < inter; ++i) {
+        float gi = g[i];
+        o[i] = (gi / (1.0f + std::exp(-gi))) * u[i];
+      }
+    }
+  });
+}
+
+}  // namespace shortgpt
