@@ -1,5 +1,6 @@
 /** `shortgpt-native doctor`: what this installation can do, and why not where it cannot. */
 import { bindingPath, loadBinding } from '../../engine/binding';
+import { probeCuda } from '../../engine/device';
 import { packageVersion } from '../../version';
 import { flag, noExtraPositionals, parseCommandLine } from '../args';
 import type { Command } from '../command';
@@ -10,7 +11,13 @@ export interface DoctorReport {
   platform: string;
   addon: { loaded: boolean; version?: string; path?: string; error?: string; backends: string[] };
   cpu?: { features: string[]; kernel: string; hardwareThreads: number; threads: number };
-  cuda: { usable: boolean; reason: string };
+  cuda: {
+    usable: boolean;
+    reason: string;
+    compiled?: boolean;
+    build?: string;
+    devices?: Array<{ name: string; computeCapability: string; totalBytes: number }>;
+  };
 }
 
 export function doctorReport(): DoctorReport {
@@ -27,6 +34,12 @@ export function doctorReport(): DoctorReport {
     const cpu = binding.cpuInfo();
     report.addon = { loaded: true, version: build.version, path: bindingPath(), backends: build.backends };
     report.cpu = { features: cpu.features, kernel: cpu.kernel, hardwareThreads: cpu.hardwareThreads, threads: cpu.hardwareThreads };
+    // Probed in a child process (lib/engine/device.ts): a broken driver must not crash doctor.
+    const c = probeCuda();
+    report.cuda = {
+      usable: c.usable, reason: c.reason, compiled: c.compiled, build: c.build,
+      devices: c.devices?.map((d) => ({ name: d.name, computeCapability: d.computeCapability, totalBytes: d.totalBytes })),
+    };
   } catch (e) {
     report.addon.error = e instanceof Error ? e.message : String(e);
   }
@@ -63,7 +76,7 @@ Options:
         lines.push(`cpu        ${r.cpu.features.join(' ') || '(no AVX2/FMA)'}; kernel ${r.cpu.kernel}`);
         lines.push(`threads    ${r.cpu.threads} of ${r.cpu.hardwareThreads}`);
       }
-      lines.push(`cuda       ${r.cuda.usable ? 'usable' : `not usable: ${r.cuda.reason}`}`);
+      lines.push(`cuda       ${r.cuda.usable ? `usable: ${(r.cuda.devices ?? []).map((d) => `${d.name} (sm_${d.computeCapability.replace('.', '')})`).join(', ')}` : `not usable: ${r.cuda.reason}`}`);
       io.stdout.write(`${lines.join('\n')}\n`);
     }
     return r.addon.loaded ? 0 : 1;

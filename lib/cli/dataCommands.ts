@@ -1,0 +1,47 @@
+/**
+ * The --calib / --data halves of `score` and `eval`: read data through the same path as
+ * `prune` (lib/prune/calibration.ts), run it batch by batch with progress on stderr, and hand
+ * back results in the shapes the commands already print.
+ */
+import type { Checkpoint } from '../checkpoint/types';
+import { describeCalibration } from '../data/windows';
+import { loadWindows } from '../prune/calibration';
+import { perplexityBatches, scoreBatches, type BatchedPerplexity } from '../prune/strategies/passes';
+import type { LayerScores } from '../scoring/scoreLayers';
+import { flag, type Parsed } from './args';
+import { listOption, parseCalibOptions } from './calibOptions';
+import type { CliIO } from './command';
+import { progressLine } from './progress';
+
+export interface DataRun<T> {
+  result: T;
+  /** "24 documents, 6,110 tokens -> 24 windows of <= 256 tokens". */
+  description: string;
+  sources: string[];
+}
+
+/** `score MODEL --calib DATA`: every layer's scores on the calibration windows. */
+export async function scoreCalibration(command: string, ckpt: Checkpoint, parsed: Parsed, io: CliIO, threads: number | undefined): Promise<DataRun<LayerScores>> {
+  const progress = progressLine(io, flag(parsed, 'quiet'));
+  const data = await loadWindows(ckpt, listOption(parsed, 'calib') as string[], parseCalibOptions(command, parsed), 'calibration data');
+  const description = describeCalibration(data.summary);
+  progress.note(`calibration: ${description}`);
+  try {
+    return { result: await scoreBatches(ckpt, data.batches, { threads, onProgress: progress.update }), description, sources: data.sources };
+  } finally {
+    progress.clear();
+  }
+}
+
+/** `eval MODEL --data DATA`: perplexity on the windows, with `skipLayers` skipped. */
+export async function evalData(command: string, ckpt: Checkpoint, parsed: Parsed, io: CliIO, threads: number | undefined, skipLayers: number[]): Promise<DataRun<BatchedPerplexity>> {
+  const progress = progressLine(io, flag(parsed, 'quiet'));
+  const data = await loadWindows(ckpt, listOption(parsed, 'data') as string[], parseCalibOptions(command, parsed), 'data');
+  const description = describeCalibration(data.summary);
+  progress.note(`data: ${description}`);
+  try {
+    return { result: await perplexityBatches(ckpt, data.batches, 'eval', { threads, skipLayers, onProgress: progress.update }), description, sources: data.sources };
+  } finally {
+    progress.clear();
+  }
+}

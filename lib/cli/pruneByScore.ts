@@ -1,0 +1,101 @@
+/**
+ * `prune MODEL --calib DATA (--remove N | --ratio R) ...`: the option half of prune-by-score
+ * (lib/cli/commands/prune.ts keeps --remove-layers and dispatches here when --calib is given).
+ */
+import { UsageError } from '../errors';
+import { parseMetric, parseStrategy } from '../prune/choose';
+import { floatOption, flag, intOption, stringOption, type OptionSpec, type Parsed } from './args';
+import { CALIB_OPTION_HELP, CALIB_OPTION_SPEC, listOption, parseCalibOptions } from './calibOptions';
+import type { CliIO } from './command';
+import { runPruneCli } from './pruneRun';
+
+export const PRUNE_BY_SCORE_SPEC: OptionSpec = {
+  calib: { type: 'string', multiple: true },
+  remove: { type: 'string' },
+  ratio: { type: 'string' },
+  metric: { type: 'string' },
+  strategy: { type: 'string' },
+  'keep-first': { type: 'string' },
+  'keep-last': { type: 'string' },
+  eval: { type: 'string', multiple: true },
+  'dry-run': { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  threads: { type: 'string' },
+  ...CALIB_OPTION_SPEC,
+};
+
+export const PRUNE_BY_SCORE_HELP = `Usage: shortgpt-native prune MODEL_DIR --calib DATA (--remove N | --ratio R) --out OUT_DIR
+         [--metric bi|angular|relmag] [--strategy one-shot|iterative|block]
+         [--keep-first K] [--keep-last K] [--eval DATA] [--dry-run] [--json] [--quiet]
+
+Scores every layer on the calibration data, chooses the layers to delete and writes the pruned
+checkpoint with report.json, report.md and chart.svg beside the weights.
+
+Choosing:
+  --calib DATA           calibration data (repeatable); see the data options below
+  --remove N             delete N layers
+  --ratio R              delete round(R x layers) layers, 0 < R < 1
+  --metric M             bi (Block Influence, default), angular (mean angle / pi) or relmag
+                         (||out - in|| / ||out||); lower = less influential for all three
+  --strategy S           one-shot (default; ShortGPT: the N lowest at once), iterative (remove the
+                         lowest, re-score the shortened model, repeat), block (the N contiguous
+                         layers whose input and output are closest on the last token,
+                         Gromov et al. 2024; --metric then only orders the report's table)
+  --keep-first K         never delete the first K layers
+  --keep-last K          never delete the last K layers
+  --eval DATA            held-out data: perplexity before and after (repeatable; windowed with
+                         --seq-len/--stride, without --samples)
+  --dry-run              stop after choosing: print the layers, parameters and bytes saved, and
+                         the cut as mergekit layer_range slices and llama.cpp --prune-layers
+                         (no perplexity, nothing written)
+  --force                replace a non-empty OUT_DIR once the new checkpoint is complete
+  --json                 print the report (report.json) as one JSON document on stdout
+  --quiet                no progress or notes on stderr
+  --threads N            worker threads (default: all hardware threads)
+
+${CALIB_OPTION_HELP}`;
+
+/** Which prune-by-score options were given (to refuse mixing them with --remove-layers). */
+export function pruneByScoreOptionsGiven(parsed: Parsed): string[] {
+  return Object.keys(PRUNE_BY_SCORE_SPEC).filter((k) => parsed.values[k] !== undefined && k !== 'threads' && k !== 'quiet');
+}
+
+export async function runPruneByScore(modelDir: string, parsed: Parsed, io: CliIO): Promise<number> {
+  const cmd = 'prune';
+  const calib = listOption(parsed, 'calib') as string[];
+  const remove = intOption(cmd, parsed, 'remove', { min: 1 });
+  const ratio = floatOption(cmd, parsed, 'ratio');
+  if (remove !== undefined && ratio !== undefined) throw new UsageError('prune: give either --remove N or --ratio R, not both');
+  if (remove === undefined && ratio === undefined) throw new UsageError('prune: say how many layers to remove: --remove N or --ratio R (0 < R < 1)');
+  if (ratio !== undefined && !(ratio > 0 && ratio < 1)) throw new UsageError(`prune: --ratio must be between 0 and 1 (exclusive), got ${ratio}`);
+  const usage = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (e) {
+      throw new UsageError(`prune: ${(e as Error).message}`);
+    }
+  };
+  const metricText = stringOption(parsed, 'metric');
+  const strategyText = stringOption(parsed, 'strategy');
+  const metric = metricText === undefined ? undefined : usage(() => parseMetric(metricText, '--metric'));
+  const strategy = strategyText === undefined ? undefined : usage(() => parseStrategy(strategyText, '--strategy'));
+  const dryRun = flag(parsed, 'dry-run');
+  const out = stringOption(parsed, 'out');
+  if (!dryRun && (out === undefined || out === '')) throw new UsageError('prune: --out OUT_DIR is required (or --dry-run to only see the plan)');
+  const { status } = await runPruneCli(modelDir, {
+    calib,
+    remove,
+    ratio,
+    metric,
+    strategy,
+    keepFirst: intOption(cmd, parsed, 'keep-first', { min: 0 }),
+    keepLast: intOption(cmd, parsed, 'keep-last', { min: 0 }),
+    eval: listOption(parsed, 'eval'),
+    out: dryRun ? undefined : out,
+    force: flag(parsed, 'force'),
+    dryRun,
+    threads: intOption(cmd, parsed, 'threads', { min: 1, max: 1024 }),
+    ...parseCalibOptions(cmd, parsed),
+  }, io, { json: flag(parsed, 'json'), quiet: flag(parsed, 'quiet') });
+  return status;
+}
