@@ -20,7 +20,206 @@ export interface NativeCpuInfo {
   hardwareThreads: number;
 }
 
+// session: the layer-streaming forward pass (native/binding/session_binding.cc)
+
+/** Where a weight tensor's bytes are; the native side reads them itself. */
+export interface NativeTensorRef {
+  /** The tensor's name, for error messages. */
+  name?: string;
+  file: string;
+  /** Absolute byte offset of the first element in `file`. */
+  offset: number;
+  dtype: string;
+  shape: number[];
+}
+
+export type NativeRopeScaling =
+  | { type: 'none' }
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+
+/** What the engine needs of a model config (lib/engine/modelSpec.ts builds it). */
+export interface NativeModelSpec {
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  vocabSize: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: NativeRopeScaling;
+  /** 0: full causal attention. */
+  slidingWindow: number;
+  qkNorm: boolean;
+  attentionBias: boolean;
+  fusedQkv: boolean;
+  /** o_proj has a bias (role 'o_bias'): Llama / Qwen3 with attention_bias. Default false. */
+  outputBias?: boolean;
+  /** Baichuan 2 NormHead: lm_head rows scaled to unit L2 norm before the logits. Default false. */
+  normalizedLmHead?: boolean;
+}
+
+export interface NativeSessionOptions {
+  spec: NativeModelSpec;
+  /** Token ids; every id in [0, vocabSize), every sequence non-empty. */
+  sequences: Int32Array[];
+  threads: number;
+  keepLastTokenStates?: boolean;
+  /** 'cpu' (default) or 'cuda' (then `cuda` options apply; ERR_CUDA_UNAVAILABLE when it cannot load). */
+  device?: 'cpu' | 'cuda';
+  cuda?: NativeCudaSessionOptions;
+}
+
+/** Raw sums over every token of every sequence, in double. */
+export interface NativeLayerStats {
+  tokens: number;
+  /** An undefined cosine (a zero-norm state) counts as 0.5. */
+  sumCos: number;
+  nanCount: number;
+  /** Sum of arccos(cos) / pi. */
+  sumAngular: number;
+  /** Sum of ||out - in|| / ||out||. */
+  sumRelMag: number;
+}
+
+export interface NativeNllStats {
+  sumNll: number;
+  predictions: number;
+  logitsSum: number;
+}
+
+export interface NativeLastTokenStates {
+  sequences: number;
+  hiddenSize: number;
+  /** The layer each entry follows (-1: the embedding), in call order. */
+  layers: number[];
+  /** [layers.length, sequences, hiddenSize] f32. */
+  data: Float32Array;
+}
+
+/**
+ * Async methods reject with an Error whose `code` is one of ERR_INVALID_ARG, ERR_DTYPE,
+ * ERR_SHAPE, ERR_MISSING_TENSOR, ERR_UNEXPECTED_TENSOR, ERR_IO, ERR_OUT_OF_MEMORY, ERR_ABORTED,
+ * ERR_STATE, ERR_BUSY (one operation at a time), ERR_DISPOSED, ERR_INTERNAL. The constructor
+ * throws ERR_INVALID_ARG / ERR_TOKEN_RANGE / ERR_OUT_OF_MEMORY.
+ */
+export interface NativeSession {
+  readonly totalTokens: number;
+  readonly sequenceCount: number;
+  embed(table: NativeTensorRef): Promise<void>;
+  /** weights: role (LayerTensorRole) -> tensor. onProgress(layer, sequencesDone, sequencesTotal). */
+  forwardLayer(
+    layer: number, weights: Record<string, NativeTensorRef>,
+    onProgress?: (layer: number, done: number, total: number) => void,
+  ): Promise<NativeLayerStats>;
+  nll(finalNorm: NativeTensorRef, lmHead: NativeTensorRef): Promise<NativeNllStats>;
+  lastTokenStates(): NativeLastTokenStates;
+  /** A copy of the residual stream [totalTokens, hiddenSize] f32 (after embed or the last layer run). */
+  snapshot(): Float32Array;
+  /** Puts a snapshot back: stands in for embed() plus the layers that produced it (ERR_SHAPE on a wrong length). */
+  restore(residual: Float32Array): void;
+  /** Stops work in flight at its next batch boundary (ERR_ABORTED); sticky. */
+  cancel(): void;
+  /** Resolves once work in flight has finished; later calls reject with ERR_DISPOSED. */
+  dispose(): Promise<void>;
+}
+
+// cuda: the optional CUDA backend (native/binding/cuda_binding.cc, native/cuda/). The addon
+// links no CUDA library; libshortgpt_cuda.so beside it is dlopened on first use.
+
+export interface NativeCudaDevice {
+  ordinal: number;
+  name: string;
+  /** "major.minor", e.g. "9.0" for an H100/H200. */
+  computeCapability: string;
+  multiprocessors: number;
+  totalBytes: number;
+  freeBytes: number;
+}
+
+/**
+ * CUDA options of a Session (read by native/binding/cuda_binding.cc parseCudaSessionOptions, for
+ * Session options `{device: 'cuda', cuda: ...}` once the Session binding routes them there).
+ */
+export interface NativeCudaSessionOptions {
+  /** CUDA device ordinal (default 0). */
+  device?: number;
+  /** F32 checkpoints: 'tf32' tensor cores (default), 'bf16' weights, or 'f32' exact (no TF32). */
+  f32Gemm?: 'tf32' | 'bf16' | 'f32';
+  /** Tokens per activation chunk (whole sequences; default 16384): lower it on ERR_CUDA_OOM. */
+  batchTokens?: number;
+  /** Device bytes that may keep layers resident between calls (default 0: stream, 2 layers). */
+  weightCacheBytes?: number;
+}
+
+export interface NativeCudaInfo {
+  /** libshortgpt_cuda.so was found beside the addon (or at SHORTGPT_CUDA_LIB) and exports the ABI table. */
+  compiled: boolean;
+  /** A device of compute capability >= 8.0 and cuBLAS are usable. */
+  usable: boolean;
+  /** Why not usable ("" when usable): no shared object, no driver, no device, no cuBLAS (every file tried). */
+  reason: string;
+  /** The shared object's path (tried or loaded). */
+  library: string;
+  /** e.g. "cuda runtime 13.0, archs 80-real,90-real,90-virtual" (when compiled). */
+  build?: string;
+  driverVersion?: number;
+  runtimeVersion?: number;
+  /** The cuBLAS file that loaded. */
+  cublas?: string;
+  devices?: NativeCudaDevice[];
+}
+
 export interface NativeBinding {
   buildInfo(): NativeBuildInfo;
   cpuInfo(): NativeCpuInfo;
+
+  // kernels: tests and benchmarks (synchronous, on the calling thread; not for the scoring path)
+  /**
+   * Y[m, n] = X[m, k] * W^T with W [n, k] given as raw little-endian bytes of `dtype`, packed and
+   * multiplied by the engine's GEMM on `threads` threads; `portable` forces the portable
+   * micro-kernel, otherwise the engine's choice runs (AVX-512 where the CPU has it, else AVX2/FMA;
+   * environment SHORTGPT_NO_AVX512=1 / SHORTGPT_NO_AVX2=1, read per call, step down). With `y0`
+   * the product is added to a copy of y0 (the GEMM's accumulate mode). Throws TypeError/RangeError naming a bad argument
+   * (wrong type, non-integer, too-short buffer).
+   */
+  gemmForTest(
+    x: Float32Array, m: number, w: Uint8Array, dtype: 'F32' | 'F16' | 'BF16',
+    n: number, k: number, threads: number, portable?: boolean, y0?: Float32Array,
+  ): Float32Array;
+  /**
+   * Runs the ThreadPool's parallelFor over [0, n) `rounds` times: `visits[i]` counts visits of
+   * index i, `chunks` the last round's [begin, end, worker]. Chunk `throwInChunk` (-1: none)
+   * throws, `nested` runs a parallelFor inside every chunk.
+   */
+  threadPoolForTest(n: number, threads: number, rounds: number, throwInChunk: number, nested: boolean): {
+    chunks: Array<[number, number, number]>; visits: Int32Array;
+  };
+  /** The engine's dtype conversion of raw little-endian bytes to f32. */
+  convertToF32ForTest(bytes: Uint8Array, dtype: 'F32' | 'F16' | 'BF16'): Float32Array;
+  /**
+   * Times the GEMM on synthetic F32 data: `seconds` is the mean of `iterations` runs (after one
+   * warm-up), `gflops` = 2mnk / seconds / 1e9, `bestSeconds` the fastest run, `packSeconds` the
+   * one-off packing of W (excluded), `kernel` the micro-kernel that ran.
+   */
+  benchGemm(m: number, n: number, k: number, threads: number, iterations: number): {
+    seconds: number; gflops: number; bestSeconds: number; packSeconds: number;
+    kernel: 'avx512' | 'avx2-fma' | 'portable';
+  };
+  /**
+   * This machine's single-precision FMA peak in GFLOP/s, measured on `threads` threads (~0.2 s),
+   * at the vector width of the GEMM kernel that runs (AVX-512, AVX2 or scalar).
+   */
+  measureFmaPeak(threads: number): number;
+
+  // session
+  Session: new (options: NativeSessionOptions) => NativeSession;
+
+  // cuda
+  /**
+   * Loads the CUDA backend and probes the driver, devices and cuBLAS. Probing a broken driver
+   * can crash the process: lib/engine/device.ts runs it in a child process first.
+   */
+  cudaInfo(): NativeCudaInfo;
 }

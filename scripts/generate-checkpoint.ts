@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { EMBED_TOKENS, globalTensorSpecs, layerTensorSpecs } from '../lib/checkpoint/architectures';
+import { EMBED_TOKENS, LM_HEAD, globalTensorSpecs, layerTensorSpecs } from '../lib/checkpoint/architectures';
 import { resolveConfig } from '../lib/checkpoint/config';
 import { f32ToBf16Bits, f32ToF16Bits } from '../lib/checkpoint/halfFloat';
 import { DTYPE_BYTES } from '../lib/checkpoint/safetensors';
@@ -45,6 +45,11 @@ export interface GenerateOptions {
   /** Qwen3 only: default 16, deliberately not hidden / heads. */
   headDim?: number;
   maxPositionEmbeddings?: number;
+  /**
+   * Baichuan only: write Baichuan 1's class name `BaiChuanForCausalLM` (plain linear lm_head)
+   * instead of Baichuan 2's `BaichuanForCausalLM` (NormHead: lm_head rows normalised). Same tensors.
+   */
+  baichuan1?: boolean;
 }
 
 export const SHORT_ARCH: Record<string, Architecture> = {
@@ -61,8 +66,9 @@ export function generatedConfigJson(opts: GenerateOptions): Record<string, unkno
   const heads = opts.numAttentionHeads ?? 4;
   const kvHeads = arch === 'BaichuanForCausalLM' ? heads : opts.numKeyValueHeads ?? 2;
   const maxPos = opts.maxPositionEmbeddings ?? 128;
+  const className = arch === 'BaichuanForCausalLM' && opts.baichuan1 ? 'BaiChuanForCausalLM' : arch;
   const base: Record<string, unknown> = {
-    architectures: [arch],
+    architectures: [className],
     hidden_size: hidden,
     intermediate_size: opts.intermediateSize ?? 48,
     num_hidden_layers: layers,
@@ -103,16 +109,20 @@ export function generatedConfigJson(opts: GenerateOptions): Record<string, unkno
     case 'BaichuanForCausalLM':
       // Baichuan 7B's remote-code config: no num_key_value_heads, no rope_theta (10000 fixed).
       return { ...base, model_type: 'baichuan', model_max_length: maxPos, pad_token_id: 0,
-        auto_map: { AutoConfig: 'configuration_baichuan.BaichuanConfig', AutoModelForCausalLM: 'modeling_baichuan.BaichuanForCausalLM' } };
+        auto_map: { AutoConfig: 'configuration_baichuan.BaichuanConfig', AutoModelForCausalLM: `modeling_baichuan.${className}` } };
   }
 }
 
-interface PlannedTensor { name: string; shape: number[]; init: 'matrix' | 'norm' | 'bias' | 'embedding' }
+/** 'head-varied': a matrix whose rows are then scaled by different factors (see values()). */
+interface PlannedTensor { name: string; shape: number[]; init: 'matrix' | 'norm' | 'bias' | 'embedding' | 'head-varied' }
 
 /** Every tensor in the order transformers writes them: embeddings, layers, final norm, lm_head. */
 function plan(config: ModelConfig): PlannedTensor[] {
   const kind = (name: string, shape: number[]): PlannedTensor['init'] => {
     if (name === EMBED_TOKENS) return 'embedding';
+    // Baichuan's lm_head gets rows of visibly different norms, so that Baichuan 2's NormHead
+    // (which divides them out) changes the logits measurably; N(0, 1/fan_in) rows all have norm ~1.
+    if (name === LM_HEAD && config.architecture === 'BaichuanForCausalLM') return 'head-varied';
     if (name.endsWith('.bias')) return 'bias';
     return shape.length === 1 ? 'norm' : 'matrix';
   };
@@ -131,9 +141,16 @@ function values(t: PlannedTensor, seed: number): Float32Array {
   const normal = normalSource(mulberry32((seed ^ hash32(t.name)) >>> 0));
   const out = new Float32Array(n);
   const fanIn = t.shape[t.shape.length - 1] ?? 1;
-  const std = t.init === 'matrix' ? 1 / Math.sqrt(fanIn) : t.init === 'embedding' ? 1 : t.init === 'bias' ? 0.02 : 0.05;
+  const std = t.init === 'matrix' || t.init === 'head-varied' ? 1 / Math.sqrt(fanIn) : t.init === 'embedding' ? 1 : t.init === 'bias' ? 0.02 : 0.05;
   const mean = t.init === 'norm' ? 1 : 0;
   for (let i = 0; i < n; i++) out[i] = mean + std * normal();
+  if (t.init === 'head-varied') {
+    // Row norms spread over about [0.25, 4] (log-normal), drawn after the values.
+    for (let r = 0; r * fanIn < n; r++) {
+      const scale = Math.exp(0.7 * normal());
+      for (let j = r * fanIn; j < (r + 1) * fanIn; j++) out[j] *= scale;
+    }
+  }
   return out;
 }
 
@@ -235,6 +252,7 @@ const USAGE = `Usage: node dist/scripts/generate-checkpoint.js OUT_DIR [options]
   --seed N            (default 1234)
   --tie               tie lm_head to the embeddings
   --attention-bias    Llama/Qwen3: q/k/v/o biases
+  --baichuan1         Baichuan: Baichuan 1's class name BaiChuanForCausalLM (no NormHead)
   --rope-scaling none|linear|llama3
   --sliding-window N  Mistral window (default 8); Qwen2/3: enable on every layer
   --hidden N  --intermediate N  --vocab N  --heads N  --kv-heads N  --head-dim N  --max-pos N`;
@@ -246,7 +264,7 @@ export async function generateCheckpointCli(argv: string[]): Promise<number> {
     args: argv,
     allowPositionals: true,
     options: {
-      arch: { type: 'string' }, dtype: { type: 'string' }, tie: { type: 'boolean' }, 'attention-bias': { type: 'boolean' }, 'rope-scaling': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      arch: { type: 'string' }, dtype: { type: 'string' }, tie: { type: 'boolean' }, 'attention-bias': { type: 'boolean' }, baichuan1: { type: 'boolean' }, 'rope-scaling': { type: 'string' }, help: { type: 'boolean', short: 'h' },
       ...Object.fromEntries(intOpts.map((o) => [o, { type: 'string' as const }])),
     },
   });
@@ -267,7 +285,7 @@ export async function generateCheckpointCli(argv: string[]): Promise<number> {
   const rs = String(v['rope-scaling'] ?? 'none');
   if (rs !== 'none' && rs !== 'linear' && rs !== 'llama3') throw new Error(`--rope-scaling must be none, linear or llama3, got '${rs}'`);
   const opts: GenerateOptions = {
-    architecture: arch, dtype, shards: int('shards'), layers: int('layers'), seed: int('seed'), tie: v.tie === true, attentionBias: v['attention-bias'] === true, ropeScaling: rs,
+    architecture: arch, dtype, shards: int('shards'), layers: int('layers'), seed: int('seed'), tie: v.tie === true, attentionBias: v['attention-bias'] === true, baichuan1: v.baichuan1 === true, ropeScaling: rs,
     slidingWindow: int('sliding-window'), hiddenSize: int('hidden'), intermediateSize: int('intermediate'), vocabSize: int('vocab'),
     numAttentionHeads: int('heads'), numKeyValueHeads: int('kv-heads'), headDim: int('head-dim'), maxPositionEmbeddings: int('max-pos'),
   };

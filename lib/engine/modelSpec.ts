@@ -4,7 +4,7 @@
  * are read there.
  */
 import type { NativeModelSpec, NativeTensorRef } from '../../binding';
-import { EMBED_TOKENS, FINAL_NORM, LM_HEAD } from '../checkpoint/architectures';
+import { EMBED_TOKENS, FINAL_NORM, LM_HEAD, layerTensorSpecs } from '../checkpoint/architectures';
 import { layerTensors } from '../checkpoint/checkpoint';
 import type { Checkpoint, ModelConfig, TensorInfo } from '../checkpoint/types';
 import { ShortGptError } from '../errors';
@@ -24,6 +24,9 @@ export function nativeModelSpec(config: ModelConfig): NativeModelSpec {
     qkNorm: config.qkNorm,
     attentionBias: config.attentionBias,
     fusedQkv: config.fusedQkv,
+    // From the architecture table, so the engine expects exactly the tensors the checkpoint check does.
+    outputBias: layerTensorSpecs(config, 0).some((s) => s.role === 'o_bias'),
+    normalizedLmHead: config.normalizedLmHead ?? false,
   };
 }
 

@@ -2,7 +2,9 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -165,7 +167,7 @@ class CudaBackend final : public Backend {
  public:
   CudaBackend(const ShortGptCudaApi* api, const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences,
               const CudaBackendOptions& o)
-      : api_(api), hidden_(spec.hiddenSize) {
+      : api_(api), hidden_(spec.hiddenSize), normalizedLmHead_(spec.normalizedLmHead) {
     ShortGptCudaSpec s;
     std::memset(&s, 0, sizeof s);
     s.hiddenSize = static_cast<int>(spec.hiddenSize);
@@ -271,6 +273,7 @@ class CudaBackend final : public Backend {
   NllStats nll(const TensorRef& finalNorm, const TensorRef& lmHead, const RunControl& ctl) override {
     ctl.checkCancelled();
     HostTensor n = readHost(finalNorm), h = readHost(lmHead);
+    if (normalizedLmHead_) normalizeRows(h);
     ShortGptCudaNll r;
     {
       CancelWatch watch(api_, session_, ctl);
@@ -284,6 +287,27 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Baichuan 2's NormHead, done on the host before upload so the C ABI needs no new field: rows
+  // become row / max(||row||, 1e-12) (torch.nn.functional.normalize) in f32, with the norm summed
+  // in double, exactly as the CPU backend does. The normalised head is uploaded as f32 (it then
+  // follows the f32 GEMM mode), not rounded back to the checkpoint's 16-bit dtype.
+  static void normalizeRows(HostTensor& t) {
+    const int64_t rows = t.view.rows, cols = t.view.cols;
+    std::vector<float> f(static_cast<size_t>(rows * cols));
+    const DType dt = t.view.dtype == SG_DTYPE_BF16 ? DType::BF16 : t.view.dtype == SG_DTYPE_F16 ? DType::F16 : DType::F32;
+    convertToF32(t.bytes.data(), dt, f.data(), f.size());
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = f.data() + r * cols;
+      double ss = 0;
+      for (int64_t j = 0; j < cols; ++j) ss += static_cast<double>(row[j]) * row[j];
+      const float norm = std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
+      for (int64_t j = 0; j < cols; ++j) row[j] /= norm;
+    }
+    t.bytes.assign(reinterpret_cast<const uint8_t*>(f.data()), reinterpret_cast<const uint8_t*>(f.data() + f.size()));
+    t.view.data = t.bytes.data();
+    t.view.dtype = SG_DTYPE_F32;
+  }
+
   void check(int rc) const {
     if (rc != 0) throw EngineError(api_->lastErrorCode(), std::string("CUDA backend: ") + api_->lastErrorMessage());
   }
@@ -291,6 +315,7 @@ class CudaBackend final : public Backend {
   const ShortGptCudaApi* api_;
   ShortGptCudaSession* session_ = nullptr;
   int64_t hidden_ = 0, totalTokens_ = 0;
+  bool normalizedLmHead_ = false;
   std::vector<int64_t> lastRows_;
 };
 

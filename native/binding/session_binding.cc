@@ -85,6 +85,8 @@ ModelSpec parseSpec(Napi::Value value) {
   s.qkNorm = boolean(o, "qkNorm", w);
   s.attentionBias = boolean(o, "attentionBias", w);
   s.fusedQkv = boolean(o, "fusedQkv", w);
+  s.outputBias = boolean(o, "outputBias", w);
+  s.normalizedLmHead = boolean(o, "normalizedLmHead", w);
   Napi::Value rsv = o.Get("ropeScaling");
   if (!rsv.IsUndefined() && !rsv.IsNull()) {
     const std::string rw = "spec.ropeScaling";

@@ -49,6 +49,12 @@ struct ModelSpec {
   int64_t slidingWindow = 0;  // 0: full causal attention
   bool qkNorm = false;         // Qwen3 q_norm / k_norm
   bool attentionBias = false;  // Qwen2 q/k/v biases
+  // o_proj bias: Llama / Qwen3 with attention_bias (LlamaAttention builds o_proj with
+  // bias=config.attention_bias); Qwen2 has q/k/v biases but none on o_proj.
+  bool outputBias = false;
+  // Baichuan 2's NormHead: each lm_head row is scaled to unit L2 norm before the logits
+  // (modeling_baichuan.py, nn.functional.normalize(self.weight)); Baichuan 1 does not.
+  bool normalizedLmHead = false;
   bool fusedQkv = false;       // Baichuan W_pack = [q; k; v] rows
 
   int64_t qDim() const { return numHeads * headDim; }

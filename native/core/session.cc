@@ -117,6 +117,7 @@ void Session::validateLayer(const LayerRefs& w) const {
     want["k_bias"] = {kvd};
     want["v_bias"] = {kvd};
   }
+  if (spec_.outputBias) want["o_bias"] = {H};
   if (spec_.qkNorm) {
     want["q_norm"] = {hd};
     want["k_norm"] = {hd};

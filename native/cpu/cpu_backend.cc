@@ -116,7 +116,8 @@ class CpuBackend final : public Backend {
     const PackedWeight oW = packStacked({&w.at("o_proj")}, qd, raw_, pool_);
     const PackedWeight guW = packStacked({&w.at("gate_proj"), &w.at("up_proj")}, H, raw_, pool_);
     const PackedWeight downW = packStacked({&w.at("down_proj")}, I, raw_, pool_);
-    std::vector<float> qkvBias, qNorm, kNorm;
+    std::vector<float> qkvBias, oBias, qNorm, kNorm;
+    if (spec_.outputBias) oBias = readTensorF32(w.at("o_bias"));
     if (spec_.attentionBias) {
       for (const char* role : {"q_bias", "k_bias", "v_bias"}) {
         std::vector<float> b = readTensorF32(w.at(role));
@@ -163,6 +164,7 @@ class CpuBackend final : public Backend {
 
       std::memcpy(mid, hb, static_cast<size_t>(rows * H) * sizeof(float));
       gemm(attn, rows, oW, mid, true, pool_);  // first residual add
+      if (spec_.outputBias) addBias(mid, H, rows, oBias.data(), H, pool_);
       rmsNorm(mid, H, x, H, rows, H, postNorm.data(), eps, pool_);
       gemm(x, rows, guW, gateUp, false, pool_);
       swiglu(gateUp, act, rows, I, pool_);
@@ -208,7 +210,8 @@ class CpuBackend final : public Backend {
       const int64_t n = std::min(kVocabChunk, V - v0);
       if (raw_.size() < static_cast<size_t>(n * rowBytes)) raw_.resize(static_cast<size_t>(n * rowBytes));
       reader.read(v0 * rowBytes, n * rowBytes, raw_.data());
-      const PackedWeight w = PackedWeight::pack(raw_.data(), lmHead.dtype, n, H, pool_);
+      const PackedWeight w = spec_.normalizedLmHead ? packNormalizedRows(raw_.data(), lmHead.dtype, n, H)
+                                                    : PackedWeight::pack(raw_.data(), lmHead.dtype, n, H, pool_);
       for (int64_t r0 = 0; r0 < T; r0 += kLogitRows) {
         const int64_t rows = std::min(kLogitRows, T - r0);
         // The final norm is recomputed per vocabulary chunk: cheap next to the GEMM, and it
@@ -251,6 +254,25 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  // Baichuan 2's NormHead: row / max(||row||, 1e-12), as torch.nn.functional.normalize. The
+  // rows are converted to f32 and normalised there (norm summed in double, then rounded to f32
+  // and divided, like torch's f32 path); for 16-bit checkpoints the result stays f32 rather than
+  // being rounded back to bf16/f16 as torch would, which only removes a rounding step.
+  PackedWeight packNormalizedRows(const uint8_t* src, DType dtype, int64_t n, int64_t k) {
+    headF32_.resize(static_cast<size_t>(n * k));
+    convertToF32(src, dtype, headF32_.data(), headF32_.size());
+    pool_.parallelFor(n, [&](int64_t begin, int64_t end, int) {
+      for (int64_t r = begin; r < end; ++r) {
+        float* row = headF32_.data() + r * k;
+        double ss = 0;
+        for (int64_t j = 0; j < k; ++j) ss += static_cast<double>(row[j]) * row[j];
+        const float norm = std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
+        for (int64_t j = 0; j < k; ++j) row[j] /= norm;
+      }
+    });
+    return PackedWeight::pack(headF32_.data(), DType::F32, n, k, pool_);
+  }
+
   void allocateScratch() {
     const int64_t R = maxBatchRows_, H = spec_.hiddenSize, I = spec_.intermediateSize;
     const int64_t qd = spec_.qDim(), kvd = spec_.kvDim();
@@ -280,6 +302,7 @@ class CpuBackend final : public Backend {
   std::vector<float> x_, qkv_, attn_, mid_, gateUp_, act_, delta_;
   std::vector<TokenStats> tok_;
   std::vector<uint8_t> raw_;  // weight bytes staged for packing
+  std::vector<float> headF32_;  // a NormHead lm_head chunk, normalised before packing
 };
 
 }  // namespace

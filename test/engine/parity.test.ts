@@ -20,6 +20,7 @@ import { perplexity } from '../../lib/eval/perplexity';
 import { loadReferenceModel, referenceHiddenStates, referencePerplexity, referenceScores } from '../reference/forward64';
 import { randomSequences } from '../reference/sequences';
 import { tensorByteRange } from '../reference/safetensors64';
+import { probeCuda } from '../../lib/engine/device';
 
 /** Absolute limit on BI, angular distance and relative magnitude (all O(1) quantities). */
 const STAT_TOL = 1e-6;
@@ -77,6 +78,13 @@ cases.push(
     opts: { ...base, architecture: 'Qwen2ForCausalLM', dtype: 'BF16', slidingWindow: 20 },
     edit: (c) => { delete c.layer_types; },
   },
+  // attention_bias: q/k/v AND o_proj biases (Qwen2's q/k/v biases are covered above).
+  { name: 'LlamaForCausalLM F32 attention_bias', opts: { ...base, architecture: 'LlamaForCausalLM', dtype: 'F32', attentionBias: true } },
+  { name: 'LlamaForCausalLM BF16 attention_bias', opts: { ...base, architecture: 'LlamaForCausalLM', dtype: 'BF16', attentionBias: true } },
+  { name: 'Qwen3ForCausalLM F32 attention_bias', opts: { ...base, architecture: 'Qwen3ForCausalLM', dtype: 'F32', attentionBias: true } },
+  // Baichuan 1's spelling: same tensors, plain lm_head (the plain cases above are Baichuan 2, NormHead).
+  { name: 'BaiChuanForCausalLM F32 (Baichuan 1)', opts: { ...base, architecture: 'BaichuanForCausalLM', dtype: 'F32', baichuan1: true } },
+  { name: 'BaiChuanForCausalLM BF16 (Baichuan 1)', opts: { ...base, architecture: 'BaichuanForCausalLM', dtype: 'BF16', baichuan1: true } },
   {
     name: 'MistralForCausalLM F16 sliding_window null',
     opts: { ...base, architecture: 'MistralForCausalLM', dtype: 'F16' },
@@ -123,6 +131,7 @@ describe.each(cases)('engine vs float64 reference: $name', ({ name, opts, edit }
       BaichuanForCausalLM: ['self_attn.W_pack.weight'],
     };
     for (const suffix of expected[opts.architecture]) expect(names).toContain(`model.layers.0.${suffix}`);
+    if (opts.attentionBias) expect(names).toContain('model.layers.0.self_attn.o_proj.bias');
     expect(names.includes('lm_head.weight')).toBe(!opts.tie);
   });
 
@@ -184,6 +193,56 @@ describe.each(cases)('engine vs float64 reference: $name', ({ name, opts, edit }
       // The checksum sums ~24k logits of either sign: compare against their magnitude.
       expect(Math.abs(engine.logitsSum - reference.logitsSum)).toBeLessThan(1e-4 * Math.max(1, Math.abs(reference.logitsSum)));
     }
+  });
+});
+
+describe('Baichuan 2 NormHead vs Baichuan 1, same weights', () => {
+  // The generator derives every tensor from the seed and the tensor's name, so the two spellings
+  // hold identical bytes; only config.json's class name differs.
+  test('Block Influence is identical; perplexity differs, as the reference says', async () => {
+    const two = path.join(root, 'normhead-baichuan2');
+    const one = path.join(root, 'normhead-baichuan1');
+    await generateCheckpoint(two, { ...base, architecture: 'BaichuanForCausalLM', dtype: 'F32', seed: 77 });
+    await generateCheckpoint(one, { ...base, architecture: 'BaichuanForCausalLM', dtype: 'F32', seed: 77, baichuan1: true });
+    expect(fs.readFileSync(path.join(two, 'model.safetensors')).equals(fs.readFileSync(path.join(one, 'model.safetensors')))).toBe(true);
+    expect((await openCheckpoint(two)).config.normalizedLmHead).toBe(true);
+    expect((await openCheckpoint(one)).config.normalizedLmHead).toBe(false);
+
+    const [s2, s1] = [await scoreLayers(two, sequences, { threads: 2 }), await scoreLayers(one, sequences, { threads: 2 })];
+    expect(s2.layers.map((l) => l.blockInfluence)).toEqual(s1.layers.map((l) => l.blockInfluence));
+
+    const [p2, p1] = [await perplexity(two, sequences, { threads: 2 }), await perplexity(one, sequences, { threads: 2 })];
+    const [r2, r1] = [referencePerplexity(two, sequences), referencePerplexity(one, sequences)];
+    // The NormHead's effect is far larger than the parity tolerance, so the cases above can tell.
+    expect(Math.abs(r2.meanNll - r1.meanNll)).toBeGreaterThan(1e3 * PPL_TOL);
+    expect(Math.abs(p2.perplexity / r2.perplexity - 1)).toBeLessThan(PPL_TOL);
+    expect(Math.abs(p1.perplexity / r1.perplexity - 1)).toBeLessThan(PPL_TOL);
+  });
+});
+
+// The o_proj bias and the NormHead on the CUDA backend (its host-side head normalisation lives in
+// native/binding/cuda_binding.cc): F32 checkpoints with exact f32 GEMMs, against the same
+// reference. Skipped, with the reason in the name, where no CUDA device is usable.
+const CUDA_TOL = 1e-4;
+const cudaProbe = probeCuda();
+const cudaCases: Case[] = [
+  { name: 'LlamaForCausalLM F32 attention_bias', opts: { ...base, architecture: 'LlamaForCausalLM', dtype: 'F32', attentionBias: true } },
+  { name: 'Qwen3ForCausalLM F32 attention_bias', opts: { ...base, architecture: 'Qwen3ForCausalLM', dtype: 'F32', attentionBias: true } },
+  { name: 'BaichuanForCausalLM F32 (Baichuan 2, NormHead)', opts: { ...base, architecture: 'BaichuanForCausalLM', dtype: 'F32' } },
+  { name: 'BaiChuanForCausalLM F32 (Baichuan 1)', opts: { ...base, architecture: 'BaichuanForCausalLM', dtype: 'F32', baichuan1: true } },
+];
+describe.each(cudaCases)('CUDA backend vs float64 reference: $name', ({ name, opts }) => {
+  const run = cudaProbe.usable ? test : test.skip;
+  run(cudaProbe.usable ? 'statistics and perplexity' : `statistics and perplexity (SKIPPED: ${cudaProbe.reason})`, async () => {
+    const dir = path.join(root, `cuda-${name.replace(/[^A-Za-z0-9]+/g, '-')}`);
+    await generateCheckpoint(dir, opts);
+    const options = { threads: 2, device: 'cuda' as const, cuda: { f32Gemm: 'f32' as const } };
+    const engine = await scoreLayers(dir, sequences, options);
+    for (const ref of referenceScores(dir, sequences)) {
+      expect(Math.abs(engine.layers[ref.layer].blockInfluence - ref.blockInfluence)).toBeLessThan(CUDA_TOL);
+    }
+    const ppl = await perplexity(dir, sequences, options);
+    expect(Math.abs(ppl.perplexity / referencePerplexity(dir, sequences).perplexity - 1)).toBeLessThan(CUDA_TOL);
   });
 });
 

@@ -144,6 +144,8 @@ describe('bad inputs reject with stable codes naming the tensor or file', () => 
     expect(await forwardWith((w) => { w.q_proj = { ...w.q_proj, dtype: 'I8' }; })).toMatchObject({ code: 'ERR_DTYPE' });
     expect(await forwardWith((w) => { delete w.up_proj; })).toMatchObject({ code: 'ERR_MISSING_TENSOR' });
     expect(await forwardWith((w) => { w.q_bias = { ...w.q_proj, shape: [64] }; })).toMatchObject({ code: 'ERR_UNEXPECTED_TENSOR' });
+    // stories260k has attention_bias false: an o_proj bias would be silently dropped otherwise.
+    expect(await forwardWith((w) => { w.o_bias = { ...w.input_layernorm, name: 'model.layers.0.self_attn.o_proj.bias' }; })).toMatchObject({ code: 'ERR_UNEXPECTED_TENSOR' });
   });
 
   it('token ids outside the vocabulary: ERR_TOKEN_RANGE; forwardLayer before embed: ERR_STATE', async () => {

@@ -18,6 +18,12 @@ export interface RefConfig {
   vocab: number;
   eps: number;
   tied: boolean;
+  /**
+   * Baichuan 2 (class spelled `BaichuanForCausalLM`) computes logits with a NormHead: every
+   * lm_head row divided by its L2 norm (modeling_baichuan.py, nn.functional.normalize).
+   * Baichuan 1 (`BaiChuanForCausalLM`) uses a plain linear head.
+   */
+  normHead: boolean;
   /** Per-head rotary inverse frequencies (length headDim / 2), scaling already applied. */
   invFreq: Float64Array;
   /** Per layer: the sliding attention window in tokens, or null for full causal attention. */
@@ -116,6 +122,7 @@ export function readRefConfig(dir: string): RefConfig {
     eps: (raw.rms_norm_eps as number | undefined) ?? 1e-6,
     // Llama/Mistral/Qwen2/Qwen3/Baichuan config classes all default tie_word_embeddings to false.
     tied: (raw.tie_word_embeddings as boolean | undefined) ?? false,
+    normHead: ((raw.architectures as string[] | undefined) ?? [])[0] === 'BaichuanForCausalLM',
     invFreq: ropeInvFreq(headDim, theta, (raw.rope_scaling ?? ropeParams) as Json | null | undefined),
     windows: slidingWindows(architecture, raw, numLayers),
   };

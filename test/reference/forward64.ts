@@ -150,11 +150,24 @@ function residualStreams(model: RefModel, tokens: readonly number[]): Float64Arr
   return states;
 }
 
-/** Final norm and lm_head (embed_tokens when tied): [T, vocab] logits. */
+/** Each row divided by max(||row||, 1e-12), as torch.nn.functional.normalize(w) (dim 1). */
+function normalizeRows(w: Float64Array, rows: number, cols: number): Float64Array {
+  const out = new Float64Array(w.length);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let j = r * cols; j < (r + 1) * cols; j++) ss += w[j] * w[j];
+    const norm = max(sqrt(ss), 1e-12);
+    for (let j = r * cols; j < (r + 1) * cols; j++) out[j] = w[j] / norm;
+  }
+  return out;
+}
+
+/** Final norm and lm_head (embed_tokens when tied; row-normalised for a NormHead): [T, vocab] logits. */
 function logitsOf(model: RefModel, h: Float64Array, T: number): Float64Array {
-  const { hidden, vocab, eps, tied } = model.config;
+  const { hidden, vocab, eps, tied, normHead } = model.config;
   const normed = rmsNorm(h, T, hidden, tensor(model, 'model.norm.weight'), eps);
-  const head = tied ? tensor(model, 'model.embed_tokens.weight') : tensor(model, 'lm_head.weight');
+  const raw = tied ? tensor(model, 'model.embed_tokens.weight') : tensor(model, 'lm_head.weight');
+  const head = normHead ? normalizeRows(raw, vocab, hidden) : raw;
   return linear(normed, T, hidden, head, vocab);
 }
 
