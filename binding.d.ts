@@ -14,8 +14,8 @@ export interface NativeBuildInfo {
 export interface NativeCpuInfo {
   /** CPU features detected at run time that the kernels care about. */
   features: string[];
-  /** The GEMM micro-kernel that will run: "avx2-fma" or "portable". */
-  kernel: 'avx2-fma' | 'portable';
+  /** The GEMM micro-kernel that will run (AVX-512 where the CPU has it, else AVX2/FMA, else portable). */
+  kernel: 'avx512' | 'avx2-fma' | 'portable';
   /** std::thread::hardware_concurrency(), at least 1. */
   hardwareThreads: number;
 }

@@ -2,7 +2,11 @@
 // and lib/engine/binding.ts is the only module that loads this file.
 #include <napi.h>
 
+#include "binding/cuda_binding.h"
+#include "binding/kernels_binding.h"
+#include "binding/session_binding.h"
 #include "cpu/cpu_features.h"
+#include "cpu/gemm.h"
 
 namespace shortgpt {
 
@@ -30,7 +34,7 @@ static Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   auto names = cpuFeatureNames();
   for (size_t i = 0; i < names.size(); ++i) features.Set(static_cast<uint32_t>(i), names[i]);
   out.Set("features", features);
-  out.Set("kernel", useAvx2Kernels() ? "avx2-fma" : "portable");
+  out.Set("kernel", gemmKernelName());
   out.Set("hardwareThreads", hardwareThreads());
   return out;
 }
@@ -38,6 +42,9 @@ static Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("buildInfo", Napi::Function::New(env, BuildInfo, "buildInfo"));
   exports.Set("cpuInfo", Napi::Function::New(env, CpuInfo, "cpuInfo"));
+  registerKernelExports(env, exports);
+  registerSessionExports(env, exports);
+  registerCudaExports(env, exports);
   return exports;
 }
 

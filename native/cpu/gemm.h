@@ -6,12 +6,52 @@
 // by exactly one thread, with a K loop order that does not depend on the partition).
 #pragma once
 #include <cstdint>
+#include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 
 namespace shortgpt {
+
+// Which micro-kernel runs: Auto picks AVX-512 where the CPU has AVX-512F and the AVX2 kernels
+// are allowed (useAvx2Kernels()) unless SHORTGPT_NO_AVX512=1, else AVX2/FMA, else portable;
+// tests and benchmarks force one. Each kernel is bit-identical across thread counts; AVX-512 and
+// AVX2 are bit-identical to each other (same FMAs per element); portable differs in rounding.
+enum class GemmKernel { Auto, Avx2, Portable, Avx512 };
+
+// The kernel Auto resolves to now: "avx512", "avx2-fma" or "portable".
+const char* gemmKernelName();
+
+// Storage for packed weights: 64-byte aligned, so panel rows start on cache lines; blocks of
+// 1 MiB or more are 2 MiB aligned and advised as transparent huge pages, because a layer's
+// weights are packed into fresh memory every layer and 4 KiB page faults then cost more than the
+// packing itself. Elements are default-initialised (not zeroed): pack() writes every one.
+void* allocatePackedStorage(size_t bytes);
+void freePackedStorage(void* p);
+
+template <typename T>
+struct CacheAlignedAllocator {
+  using value_type = T;
+  CacheAlignedAllocator() = default;
+  template <typename U>
+  CacheAlignedAllocator(const CacheAlignedAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(allocatePackedStorage(n * sizeof(T))); }
+  void deallocate(T* p, size_t) { freePackedStorage(p); }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    if constexpr (sizeof...(Args) == 0) {
+      ::new (static_cast<void*>(p)) U;  // default-init: no zeroing pass over fresh memory
+    } else {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  }
+  template <typename U>
+  bool operator==(const CacheAlignedAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheAlignedAllocator<U>&) const { return false; }
+};
 
 class PackedWeight {
  public:
@@ -26,13 +66,16 @@ class PackedWeight {
   static PackedWeight pack(const void* src, DType dtype, int64_t n, int64_t k, ThreadPool& pool);
 
  private:
-  friend void gemm(const float*, int64_t, const PackedWeight&, float*, bool, ThreadPool&);
+  friend void gemm(const float*, int64_t, const PackedWeight&, float*, bool, ThreadPool&, GemmKernel);
   int64_t n_ = 0, k_ = 0;
-  std::vector<float> data_;  // layout private to gemm.cc
+  std::vector<float, CacheAlignedAllocator<float>> data_;  // layout private to gemm.cc
 };
 
 // Y[M, N] = X[M, K] * W^T (accumulate=false) or Y += X * W^T (accumulate=true).
 // X row stride is K, Y row stride is N.
 void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, bool accumulate, ThreadPool& pool);
+// The same with a chosen micro-kernel (tests and benchmarks).
+void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, bool accumulate, ThreadPool& pool,
+          GemmKernel kernel);
 
 }  // namespace shortgpt

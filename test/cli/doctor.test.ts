@@ -11,7 +11,7 @@ describe('doctor', () => {
     expect(r.addon.version).toBe(r.packageVersion);
     expect(r.addon.backends).toContain('cpu');
     expect(r.cpu.threads).toBeGreaterThanOrEqual(1);
-    expect(['avx2-fma', 'portable']).toContain(r.cpu.kernel);
+    expect(['avx512', 'avx2-fma', 'portable']).toContain(r.cpu.kernel);
   });
 
   it('exits 2 on an unknown option and names it', async () => {

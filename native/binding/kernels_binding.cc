@@ -1,0 +1,262 @@
+// Test and benchmark exports of the CPU kernels (typed in binding.d.ts under "kernels: tests and
+// benchmarks"). They run synchronously on the calling thread: they exist for tests and for the
+// bench command, not for the scoring path. Every argument is checked before any native code
+// touches it, and a bad one throws a TypeError or RangeError that names it.
+#include "binding/kernels_binding.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "cpu/gemm.h"
+#include "cpu/peak.h"
+
+namespace shortgpt {
+
+namespace {
+
+constexpr int kMaxThreads = 1024;
+// Test/bench matrices stay far below this; it also keeps m*k etc. far from int64 overflow.
+constexpr int64_t kMaxDim = int64_t{1} << 24;
+
+// Argument errors carry code ERR_INVALID_ARG, as the session's do.
+[[noreturn]] void throwType(Napi::Env env, const std::string& msg) {
+  Napi::Error e = Napi::TypeError::New(env, msg);
+  e.Value().Set("code", "ERR_INVALID_ARG");
+  throw e;
+}
+[[noreturn]] void throwRange(Napi::Env env, const std::string& msg) {
+  Napi::Error e = Napi::RangeError::New(env, msg);
+  e.Value().Set("code", "ERR_INVALID_ARG");
+  throw e;
+}
+
+int64_t intArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {
+  Napi::Env env = info.Env();
+  if (i >= info.Length() || !info[i].IsNumber()) throwType(env, std::string(name) + " must be a number");
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v) || v != std::floor(v)) throwRange(env, std::string(name) + " must be an integer");
+  if (v < static_cast<double>(lo) || v > static_cast<double>(hi)) {
+    throwRange(env, std::string(name) + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                        "], got " + std::to_string(static_cast<int64_t>(v)));
+  }
+  return static_cast<int64_t>(v);
+}
+
+Napi::TypedArray typedArrayArg(const Napi::CallbackInfo& info, size_t i, const char* name, napi_typedarray_type type,
+                               const char* typeName) {
+  if (i >= info.Length() || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != type) {
+    throwType(info.Env(), std::string(name) + " must be a " + typeName);
+  }
+  return info[i].As<Napi::TypedArray>();
+}
+
+DType dtypeArg(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (i >= info.Length() || !info[i].IsString()) throwType(info.Env(), std::string(name) + " must be a string");
+  try {
+    return parseDType(info[i].As<Napi::String>().Utf8Value());
+  } catch (const std::invalid_argument& e) {
+    throwType(info.Env(), std::string(name) + ": " + e.what());
+  }
+}
+
+// Runs native work, turning C++ exceptions (bad_alloc, ...) into JavaScript errors.
+template <typename F>
+auto guarded(Napi::Env env, const char* what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    Napi::Error e = Napi::Error::New(env, std::string(what) + ": out of memory");
+    e.Value().Set("code", "ERR_OUT_OF_MEMORY");
+    throw e;
+  } catch (const std::exception& e) {
+    Napi::Error err = Napi::Error::New(env, std::string(what) + " failed: " + e.what());
+    err.Value().Set("code", "ERR_NATIVE");
+    throw err;
+  }
+}
+
+// gemmForTest(x: Float32Array, m, w: Uint8Array, dtype, n, k, threads, portable?, y0?): Float32Array
+// With y0 (m*n values) the GEMM runs in accumulate mode starting from a copy of y0.
+Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::TypedArray xArr = typedArrayArg(info, 0, "x", napi_float32_array, "Float32Array");
+  const int64_t m = intArg(info, 1, "m", 0, kMaxDim);
+  Napi::TypedArray wArr = typedArrayArg(info, 2, "w", napi_uint8_array, "Uint8Array");
+  const DType dtype = dtypeArg(info, 3, "dtype");
+  const int64_t n = intArg(info, 4, "n", 0, kMaxDim);
+  const int64_t k = intArg(info, 5, "k", 0, kMaxDim);
+  const int threads = static_cast<int>(intArg(info, 6, "threads", 1, kMaxThreads));
+  bool portable = false;
+  if (info.Length() > 7 && !info[7].IsUndefined()) {
+    if (!info[7].IsBoolean()) throwType(env, "portable must be a boolean");
+    portable = info[7].As<Napi::Boolean>().Value();
+  }
+  if (static_cast<double>(xArr.ElementLength()) < static_cast<double>(m) * static_cast<double>(k)) {
+    throwRange(env, "x has " + std::to_string(xArr.ElementLength()) + " elements, m*k = " + std::to_string(m * k) +
+                        " needed");
+  }
+  const double wNeed = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(dtypeSize(dtype));
+  if (static_cast<double>(wArr.ByteLength()) < wNeed) {
+    throwRange(env, "w has " + std::to_string(wArr.ByteLength()) + " bytes, n*k*" +
+                        std::to_string(dtypeSize(dtype)) + " = " + std::to_string(static_cast<int64_t>(wNeed)) +
+                        " needed for " + dtypeName(dtype));
+  }
+  const bool accumulate = info.Length() > 8 && !info[8].IsUndefined();
+  Napi::Float32Array y = Napi::Float32Array::New(env, static_cast<size_t>(m * n));
+  float* out = y.Data();
+  if (accumulate) {
+    Napi::TypedArray y0 = typedArrayArg(info, 8, "y0", napi_float32_array, "Float32Array");
+    if (static_cast<double>(y0.ElementLength()) < static_cast<double>(m) * static_cast<double>(n)) {
+      throwRange(env, "y0 has " + std::to_string(y0.ElementLength()) + " elements, m*n = " +
+                          std::to_string(m * n) + " needed");
+    }
+    std::copy(y0.As<Napi::Float32Array>().Data(), y0.As<Napi::Float32Array>().Data() + m * n, out);
+  }
+  const float* x = xArr.As<Napi::Float32Array>().Data();
+  const uint8_t* w = wArr.As<Napi::Uint8Array>().Data();
+  guarded(env, "gemmForTest", [&] {
+    ThreadPool pool(threads);
+    PackedWeight packed = PackedWeight::pack(w, dtype, n, k, pool);
+    gemm(x, m, packed, out, accumulate, pool, portable ? GemmKernel::Portable : GemmKernel::Auto);
+  });
+  return y;
+}
+
+// convertToF32ForTest(bytes: Uint8Array, dtype): Float32Array
+Napi::Value ConvertToF32ForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::TypedArray bytesArr = typedArrayArg(info, 0, "bytes", napi_uint8_array, "Uint8Array");
+  const DType dtype = dtypeArg(info, 1, "dtype");
+  const size_t size = dtypeSize(dtype);
+  if (bytesArr.ByteLength() % size != 0) {
+    throwRange(env, "bytes has " + std::to_string(bytesArr.ByteLength()) + " bytes, not a multiple of " +
+                        std::to_string(size) + " for " + dtypeName(dtype));
+  }
+  const size_t count = bytesArr.ByteLength() / size;
+  Napi::Float32Array out = Napi::Float32Array::New(env, count);
+  const uint8_t* src = bytesArr.As<Napi::Uint8Array>().Data();
+  convertToF32(src, dtype, out.Data(), count);
+  return out;
+}
+
+// benchGemm(m, n, k, threads, iterations): { seconds, gflops, bestSeconds, packSeconds, kernel }
+// Synthetic F32 data; `seconds` is the mean time of one GEMM (gflops from it), `bestSeconds` the
+// fastest run (robust on a busy machine), packing timed separately.
+Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t m = intArg(info, 0, "m", 1, kMaxDim);
+  const int64_t n = intArg(info, 1, "n", 1, kMaxDim);
+  const int64_t k = intArg(info, 2, "k", 1, kMaxDim);
+  const int threads = static_cast<int>(intArg(info, 3, "threads", 1, kMaxThreads));
+  const int64_t iterations = intArg(info, 4, "iterations", 1, 1000000);
+  double seconds = 0, bestSeconds = 0, packSeconds = 0;
+  guarded(env, "benchGemm", [&] {
+    std::vector<float> x(static_cast<size_t>(m * k)), w(static_cast<size_t>(n * k)), y(static_cast<size_t>(m * n));
+    // Deterministic values in [-1, 1): a small LCG, so runs are comparable.
+    uint32_t state = 12345;
+    auto next = [&] {
+      state = state * 1664525u + 1013904223u;
+      return static_cast<float>(state >> 8) / 8388608.0f - 1.0f;
+    };
+    for (float& v : x) v = next();
+    for (float& v : w) v = next();
+    ThreadPool pool(threads);
+    const auto p0 = std::chrono::steady_clock::now();
+    PackedWeight packed = PackedWeight::pack(w.data(), DType::F32, n, k, pool);
+    const auto p1 = std::chrono::steady_clock::now();
+    packSeconds = std::chrono::duration<double>(p1 - p0).count();
+    gemm(x.data(), m, packed, y.data(), false, pool);  // warm-up: caches, page faults, worker wake-up
+    double total = 0;
+    bestSeconds = 0;
+    for (int64_t i = 0; i < iterations; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      gemm(x.data(), m, packed, y.data(), false, pool);
+      const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      total += dt;
+      bestSeconds = i == 0 ? dt : std::min(bestSeconds, dt);
+    }
+    seconds = total / static_cast<double>(iterations);
+  });
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("seconds", seconds);
+  out.Set("gflops", 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / seconds / 1e9);
+  out.Set("bestSeconds", bestSeconds);
+  out.Set("packSeconds", packSeconds);
+  out.Set("kernel", gemmKernelName());
+  return out;
+}
+
+// measureFmaPeak(threads): GFLOP/s
+Napi::Value MeasureFmaPeak(const Napi::CallbackInfo& info) {
+  const int threads = static_cast<int>(intArg(info, 0, "threads", 1, kMaxThreads));
+  return Napi::Number::New(info.Env(), guarded(info.Env(), "measureFmaPeak", [&] { return measureFmaPeakGflops(threads); }));
+}
+
+// threadPoolForTest(n, threads, rounds, throwInChunk, nested): { chunks, visits }
+// Runs parallelFor(n) `rounds` times on one pool; `visits[i]` counts how often index i was
+// visited, `chunks` lists [begin, end, worker] of the last round. A chunk whose worker index is
+// `throwInChunk` throws (to test propagation); `nested` runs a parallelFor inside every chunk.
+Napi::Value ThreadPoolForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t n = intArg(info, 0, "n", 0, kMaxDim);
+  const int threads = static_cast<int>(intArg(info, 1, "threads", 1, kMaxThreads));
+  const int64_t rounds = intArg(info, 2, "rounds", 1, 1000000);
+  const int64_t throwIn = intArg(info, 3, "throwInChunk", -1, kMaxThreads);
+  if (info.Length() <= 4 || !info[4].IsBoolean()) throwType(env, "nested must be a boolean");
+  const bool nested = info[4].As<Napi::Boolean>().Value();
+  std::vector<std::vector<int64_t>> chunks(static_cast<size_t>(threads));
+  std::vector<int32_t> visits(static_cast<size_t>(n), 0);
+  guarded(env, "threadPoolForTest", [&] {
+    ThreadPool pool(threads);
+    for (int64_t r = 0; r < rounds; ++r) {
+      pool.parallelFor(n, [&](int64_t begin, int64_t end, int worker) {
+        if (worker == throwIn) throw std::runtime_error("chunk " + std::to_string(worker) + " failed");
+        chunks[static_cast<size_t>(worker)] = {begin, end, worker};
+        if (nested) {
+          pool.parallelFor(end - begin, [&](int64_t b, int64_t e, int) {
+            for (int64_t i = b; i < e; ++i) ++visits[static_cast<size_t>(begin + i)];
+          });
+        } else {
+          for (int64_t i = begin; i < end; ++i) ++visits[static_cast<size_t>(i)];
+        }
+      });
+    }
+  });
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array list = Napi::Array::New(env);
+  uint32_t count = 0;
+  for (const auto& c : chunks) {
+    if (c.empty()) continue;
+    Napi::Array triple = Napi::Array::New(env, 3);
+    for (uint32_t j = 0; j < 3; ++j) triple.Set(j, static_cast<double>(c[j]));
+    list.Set(count++, triple);
+  }
+  out.Set("chunks", list);
+  Napi::Int32Array v = Napi::Int32Array::New(env, visits.size());
+  std::copy(visits.begin(), visits.end(), v.Data());
+  out.Set("visits", v);
+  return out;
+}
+
+}  // namespace
+
+void registerKernelExports(Napi::Env env, Napi::Object exports) {
+  exports.Set("gemmForTest", Napi::Function::New(env, GemmForTest, "gemmForTest"));
+  exports.Set("convertToF32ForTest", Napi::Function::New(env, ConvertToF32ForTest, "convertToF32ForTest"));
+  exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
+  exports.Set("threadPoolForTest", Napi::Function::New(env, ThreadPoolForTest, "threadPoolForTest"));
+  exports.Set("measureFmaPeak", Napi::Function::New(env, MeasureFmaPeak, "measureFmaPeak"));
+}
+
+}  // namespace shortgpt

@@ -1,0 +1,89 @@
+/**
+ * Independent reference decoders for the 16-bit float formats, written from the format
+ * definitions (sign, exponent, mantissa) rather than from bit tricks, so they check the engine's
+ * conversion instead of repeating it. Also a deterministic PRNG for test data.
+ */
+
+/** IEEE 754 binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. */
+export function f16Value(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
+
+/** bfloat16: 1 sign, 8 exponent (bias 127), 7 mantissa bits. */
+export function bf16Value(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 7) & 0xff;
+  const mant = h & 0x7f;
+  if (exp === 0) return sign * mant * 2 ** -133;
+  if (exp === 0xff) return mant === 0 ? sign * Infinity : NaN;
+  return sign * (1 + mant / 128) * 2 ** (exp - 127);
+}
+
+/** Mulberry32: small, deterministic, good enough for test matrices. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export type ComputeDType = 'F32' | 'F16' | 'BF16';
+
+/**
+ * A random [rows, cols] matrix in `dtype`: its raw little-endian bytes and the exact values they
+ * hold (as float64), values roughly uniform in [-1, 1).
+ */
+export function randomMatrix(rows: number, cols: number, dtype: ComputeDType, seed: number): { bytes: Uint8Array; values: Float64Array } {
+  const next = rng(seed);
+  const count = rows * cols;
+  const values = new Float64Array(count);
+  if (dtype === 'F32') {
+    const f = new Float32Array(count);
+    for (let i = 0; i < count; i++) f[i] = next() * 2 - 1;
+    values.set(f);
+    return { bytes: new Uint8Array(f.buffer), values };
+  }
+  const h = new Uint16Array(count);
+  const decode = dtype === 'F16' ? f16Value : bf16Value;
+  for (let i = 0; i < count; i++) {
+    // Random sign, an exponent giving magnitudes in [1/16, 1), random mantissa.
+    const sign = next() < 0.5 ? 0x8000 : 0;
+    if (dtype === 'F16') h[i] = sign | ((11 + Math.floor(next() * 4)) << 10) | Math.floor(next() * 1024);
+    else h[i] = sign | ((123 + Math.floor(next() * 4)) << 7) | Math.floor(next() * 128);
+    values[i] = decode(h[i]);
+  }
+  return { bytes: new Uint8Array(h.buffer), values };
+}
+
+/**
+ * Runs `fn` and returns what it threw as `name: message`. Errors made by the addon come from
+ * Node's main realm, not jest's sandbox, so `toThrow(TypeError)` cannot match them by class.
+ */
+export function thrown(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    const err = e as Error;
+    return `${err.name}: ${err.message}`;
+  }
+  return 'nothing thrown';
+}
+
+/** The `code` of what `fn` threw (undefined when none, or nothing thrown). */
+export function thrownCode(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+}
