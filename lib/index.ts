@@ -35,3 +35,6 @@ export { loadWindows, DEFAULT_BATCH_TOKENS, type CalibrationOptions, type Loaded
 export { chooseBlock } from './prune/strategies/block';
 export { iterative, DEFAULT_SNAPSHOT_BUDGET_BYTES, type IterativeOptions, type IterativeResult } from './prune/strategies/iterative';
 export type { StrategyResult } from './prune/strategies/types';
+export { runBench, type BenchOptions, type BenchResult, type BenchProgress, type GemmMeasurement } from './bench/runner';
+export { presetShape, llamaShape, shapeFromConfigFile, PRESETS, type BenchShape, type ShapeNumbers } from './bench/shapes';
+export { layerFlops, layerGemms, attentionFlops, gemmFlops } from './bench/flops';
