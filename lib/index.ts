@@ -15,6 +15,8 @@ export { rewriteCheckpoint, rewriteOpenedCheckpoint, type RewriteOptions, type R
 export { planLayerRemoval, type LayerPlan } from './prune/layerPlan';
 export { scoreLayers, type LayerScore, type LayerScores, type ScoreOptions, type ScoreProgress } from './scoring/scoreLayers';
 export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity';
+export { resolveDevice, parseDeviceRequest, probeCuda, deviceChoices, type DeviceRequest, type ResolvedDevice } from './engine/device';
+export type { EngineOptions } from './engine/engineOptions';
 export { readTokenFile } from './data/tokenFile';
 export { loadTokenizer, type Tokenizer } from './data/tokenizer';
 export type { CalibrationDocument, SourceOptions, TokenDType } from './data/documents';

@@ -5,6 +5,7 @@
  */
 import type { Checkpoint } from '../checkpoint/types';
 import { describeCalibration } from '../data/windows';
+import type { EngineOptions } from '../engine/engineOptions';
 import { loadWindows } from '../prune/calibration';
 import { perplexityBatches, scoreBatches, type BatchedPerplexity } from '../prune/strategies/passes';
 import type { LayerScores } from '../scoring/scoreLayers';
@@ -21,26 +22,26 @@ export interface DataRun<T> {
 }
 
 /** `score MODEL --calib DATA`: every layer's scores on the calibration windows. */
-export async function scoreCalibration(command: string, ckpt: Checkpoint, parsed: Parsed, io: CliIO, threads: number | undefined): Promise<DataRun<LayerScores>> {
+export async function scoreCalibration(command: string, ckpt: Checkpoint, parsed: Parsed, io: CliIO, engine: EngineOptions): Promise<DataRun<LayerScores>> {
   const progress = progressLine(io, flag(parsed, 'quiet'));
   const data = await loadWindows(ckpt, listOption(parsed, 'calib') as string[], parseCalibOptions(command, parsed), 'calibration data');
   const description = describeCalibration(data.summary);
   progress.note(`calibration: ${description}`);
   try {
-    return { result: await scoreBatches(ckpt, data.batches, { threads, onProgress: progress.update }), description, sources: data.sources };
+    return { result: await scoreBatches(ckpt, data.batches, { engine, onProgress: progress.update }), description, sources: data.sources };
   } finally {
     progress.clear();
   }
 }
 
 /** `eval MODEL --data DATA`: perplexity on the windows, with `skipLayers` skipped. */
-export async function evalData(command: string, ckpt: Checkpoint, parsed: Parsed, io: CliIO, threads: number | undefined, skipLayers: number[]): Promise<DataRun<BatchedPerplexity>> {
+export async function evalData(command: string, ckpt: Checkpoint, parsed: Parsed, io: CliIO, engine: EngineOptions, skipLayers: number[]): Promise<DataRun<BatchedPerplexity>> {
   const progress = progressLine(io, flag(parsed, 'quiet'));
   const data = await loadWindows(ckpt, listOption(parsed, 'data') as string[], parseCalibOptions(command, parsed), 'data');
   const description = describeCalibration(data.summary);
   progress.note(`data: ${description}`);
   try {
-    return { result: await perplexityBatches(ckpt, data.batches, 'eval', { threads, skipLayers, onProgress: progress.update }), description, sources: data.sources };
+    return { result: await perplexityBatches(ckpt, data.batches, 'eval', { engine, skipLayers, onProgress: progress.update }), description, sources: data.sources };
   } finally {
     progress.clear();
   }

@@ -7,6 +7,7 @@ import { parseMetric, parseStrategy } from '../prune/choose';
 import { floatOption, flag, intOption, stringOption, type OptionSpec, type Parsed } from './args';
 import { CALIB_OPTION_HELP, CALIB_OPTION_SPEC, listOption, parseCalibOptions } from './calibOptions';
 import type { CliIO } from './command';
+import { ENGINE_OPTION_HELP, ENGINE_OPTION_SPEC, resolveCommandEngine } from './engineOption';
 import { runPruneCli } from './pruneRun';
 
 export const PRUNE_BY_SCORE_SPEC: OptionSpec = {
@@ -20,13 +21,14 @@ export const PRUNE_BY_SCORE_SPEC: OptionSpec = {
   eval: { type: 'string', multiple: true },
   'dry-run': { type: 'boolean' },
   quiet: { type: 'boolean' },
-  threads: { type: 'string' },
+  ...ENGINE_OPTION_SPEC,
   ...CALIB_OPTION_SPEC,
 };
 
 export const PRUNE_BY_SCORE_HELP = `Usage: shortgpt-native prune MODEL_DIR --calib DATA (--remove N | --ratio R) --out OUT_DIR
          [--metric bi|angular|relmag] [--strategy one-shot|iterative|block]
          [--keep-first K] [--keep-last K] [--eval DATA] [--dry-run] [--json] [--quiet]
+         [--device auto|cpu|cuda] [--threads N]
 
 Scores every layer on the calibration data, chooses the layers to delete and writes the pruned
 checkpoint with report.json, report.md and chart.svg beside the weights.
@@ -49,15 +51,20 @@ Choosing:
                          the cut as mergekit layer_range slices and llama.cpp --prune-layers
                          (no perplexity, nothing written)
   --force                replace a non-empty OUT_DIR once the new checkpoint is complete
-  --json                 print the report (report.json) as one JSON document on stdout
+  --json                 print the report (report.json) as one JSON document on stdout, with
+                         "device": "cpu"|"cuda" added
   --quiet                no progress or notes on stderr
-  --threads N            worker threads (default: all hardware threads)
+
+${ENGINE_OPTION_HELP}
 
 ${CALIB_OPTION_HELP}`;
 
+/** Options that only say how to compute or print: harmless (ignored) with --remove-layers. */
+const NEUTRAL_OPTIONS = new Set(['threads', 'device', 'quiet']);
+
 /** Which prune-by-score options were given (to refuse mixing them with --remove-layers). */
 export function pruneByScoreOptionsGiven(parsed: Parsed): string[] {
-  return Object.keys(PRUNE_BY_SCORE_SPEC).filter((k) => parsed.values[k] !== undefined && k !== 'threads' && k !== 'quiet');
+  return Object.keys(PRUNE_BY_SCORE_SPEC).filter((k) => parsed.values[k] !== undefined && !NEUTRAL_OPTIONS.has(k));
 }
 
 export async function runPruneByScore(modelDir: string, parsed: Parsed, io: CliIO): Promise<number> {
@@ -82,20 +89,27 @@ export async function runPruneByScore(modelDir: string, parsed: Parsed, io: CliI
   const dryRun = flag(parsed, 'dry-run');
   const out = stringOption(parsed, 'out');
   if (!dryRun && (out === undefined || out === '')) throw new UsageError('prune: --out OUT_DIR is required (or --dry-run to only see the plan)');
+  const json = flag(parsed, 'json');
+  const quiet = flag(parsed, 'quiet');
+  const calibOptions = parseCalibOptions(cmd, parsed);
+  const keepFirst = intOption(cmd, parsed, 'keep-first', { min: 0 });
+  const keepLast = intOption(cmd, parsed, 'keep-last', { min: 0 });
+  // Last of the checks, before anything is read or written: --device cuda without CUDA stops here.
+  const { engine } = resolveCommandEngine(cmd, parsed, io, { silent: json || quiet });
   const { status } = await runPruneCli(modelDir, {
     calib,
     remove,
     ratio,
     metric,
     strategy,
-    keepFirst: intOption(cmd, parsed, 'keep-first', { min: 0 }),
-    keepLast: intOption(cmd, parsed, 'keep-last', { min: 0 }),
+    keepFirst,
+    keepLast,
     eval: listOption(parsed, 'eval'),
     out: dryRun ? undefined : out,
     force: flag(parsed, 'force'),
     dryRun,
-    threads: intOption(cmd, parsed, 'threads', { min: 1, max: 1024 }),
-    ...parseCalibOptions(cmd, parsed),
-  }, io, { json: flag(parsed, 'json'), quiet: flag(parsed, 'quiet') });
+    ...engine,
+    ...calibOptions,
+  }, io, { json, quiet, jsonExtra: { device: engine.device } });
   return status;
 }

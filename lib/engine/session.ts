@@ -4,21 +4,17 @@
  * stable `code`. Everything above lib/engine uses this class, never the raw binding.
  */
 import type {
-  NativeCudaSessionOptions, NativeLastTokenStates, NativeLayerStats, NativeModelSpec, NativeNllStats, NativeSession, NativeTensorRef,
+  NativeLastTokenStates, NativeLayerStats, NativeModelSpec, NativeNllStats, NativeSession, NativeTensorRef,
 } from '../../binding';
 import { ShortGptError } from '../errors';
 import { loadBinding } from './binding';
+import type { EngineOptions } from './engineOptions';
 
 export type TokenSequences = ReadonlyArray<ReadonlyArray<number> | Int32Array>;
 
-export interface EngineSessionOptions {
-  /** Worker threads; defaults to the machine's hardware threads. */
-  threads?: number;
+export interface EngineSessionOptions extends EngineOptions {
   /** Keep each sequence's last-token hidden state after the embedding and every layer. */
   keepLastTokenStates?: boolean;
-  /** The backend: 'cpu' (default) or 'cuda' (resolve 'auto' with lib/engine/device.ts first). */
-  device?: 'cpu' | 'cuda';
-  cuda?: NativeCudaSessionOptions;
 }
 
 export interface LayerProgress {

@@ -6,15 +6,13 @@
  */
 import type { Checkpoint } from '../checkpoint/types';
 import { embeddingRef, finalNormRef, layerTensorRefs, lmHeadRef, nativeModelSpec } from '../engine/modelSpec';
-import { EngineSession, type EngineSessionOptions, type TokenSequences } from '../engine/session';
+import { engineOptionsOf, type EngineOptions } from '../engine/engineOptions';
+import { EngineSession, type TokenSequences } from '../engine/session';
 import { ShortGptError } from '../errors';
 import { resolveCheckpoint } from '../scoring/scoreLayers';
 
-export interface PerplexityOptions {
+export interface PerplexityOptions extends EngineOptions {
   skipLayers?: number[];
-  threads?: number;
-  device?: 'cpu' | 'cuda';
-  cuda?: EngineSessionOptions['cuda'];
   signal?: AbortSignal;
   /** Called after each batch of sequences of each layer that runs. */
   onProgress?: (p: { layer: number; sequencesDone: number; sequencesTotal: number }) => void;
@@ -44,7 +42,7 @@ export async function perplexity(model: Checkpoint | string, sequences: TokenSeq
   if (!sequences.some((s) => s.length >= 2)) {
     throw new ShortGptError('ERR_TOO_SHORT', 'perplexity needs at least one sequence of 2 or more tokens (a sequence of length T predicts T-1 tokens)');
   }
-  const session = EngineSession.create(nativeModelSpec(ckpt.config), sequences, { threads: options.threads, device: options.device, cuda: options.cuda });
+  const session = EngineSession.create(nativeModelSpec(ckpt.config), sequences, engineOptionsOf(options));
   try {
     const { signal, onProgress } = options;
     await session.embed(embeddingRef(ckpt), { signal });

@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { layerTensors, openCheckpoint } from '../checkpoint/checkpoint';
 import type { Checkpoint } from '../checkpoint/types';
 import { loadBinding } from '../engine/binding';
+import { resolveDevice } from '../engine/device';
+import { checkEngineOptions, engineOptionsOf, type EngineOptions } from '../engine/engineOptions';
 import { ShortGptError } from '../errors';
 import { buildReport, toMetricScores } from '../report/buildReport';
 import { reportFiles } from '../report/files';
@@ -29,7 +31,8 @@ import type { StrategyResult } from './strategies/types';
 
 export type PruneProgress = WorkProgress;
 
-export interface PruneOptions extends RemovalRequest, CalibrationOptions {
+/** Engine fields (threads, device, cuda): where every scoring and perplexity pass computes. */
+export interface PruneOptions extends RemovalRequest, CalibrationOptions, EngineOptions {
   /** Calibration data: files, folders or '-' (stdin). */
   calib: string | readonly string[];
   /** Score to rank layers by (default 'bi'). */
@@ -46,7 +49,6 @@ export interface PruneOptions extends RemovalRequest, CalibrationOptions {
   force?: boolean;
   /** Stop after choosing: no rewrite, no perplexity. */
   dryRun?: boolean;
-  threads?: number;
   /** Iterative strategy: memory for residual-stream snapshots (default 1 GiB; 0: none). */
   snapshotBudgetBytes?: number;
   /** Work done per step (tokens through layers; bytes for the rewrite). */
@@ -126,6 +128,11 @@ export async function prune(model: Checkpoint | string, options: PruneOptions): 
     throw new ShortGptError('ERR_OUTPUT_MISSING', 'prune: say where to write the pruned model (out / --out DIR), or ask for a dry run');
   }
 
+  const engine = engineOptionsOf(options);
+  checkEngineOptions(engine);
+  // Unusable CUDA is an error before any data is read, not at the first session; cached per process.
+  if (engine.device === 'cuda') resolveDevice('cuda');
+
   let t = process.hrtime.bigint();
   const ckpt = typeof model === 'string' ? await openCheckpoint(model) : model;
   const req = resolveRequest(ckpt.config.numHiddenLayers, options);
@@ -143,7 +150,7 @@ export async function prune(model: Checkpoint | string, options: PruneOptions): 
   timings.load = seconds(t);
 
   t = process.hrtime.bigint();
-  const pass = { threads: options.threads, signal: options.signal, onProgress: options.onProgress };
+  const pass = { engine, signal: options.signal, onProgress: options.onProgress };
   let scores: LayerScore[];
   let chosen: StrategyResult;
   if (strategyName === 'iterative') {

@@ -9,7 +9,8 @@ import type { NativeLastTokenStates, NativeLayerStats } from '../../binding';
 import { openCheckpoint } from '../checkpoint/checkpoint';
 import type { Checkpoint } from '../checkpoint/types';
 import { embeddingRef, layerTensorRefs, nativeModelSpec } from '../engine/modelSpec';
-import { EngineSession, type EngineSessionOptions, type TokenSequences } from '../engine/session';
+import { engineOptionsOf, type EngineOptions } from '../engine/engineOptions';
+import { EngineSession, type TokenSequences } from '../engine/session';
 
 export interface LayerScore {
   layer: number;
@@ -45,14 +46,11 @@ export interface ScoreProgress {
   sequencesTotal: number;
 }
 
-export interface ScoreOptions {
-  threads?: number;
+export interface ScoreOptions extends EngineOptions {
   onProgress?: (p: ScoreProgress) => void;
   /** Cancels between batches of sequences; the promise rejects with code ERR_ABORTED. */
   signal?: AbortSignal;
   keepLastTokenStates?: boolean;
-  device?: 'cpu' | 'cuda';
-  cuda?: EngineSessionOptions['cuda'];
 }
 
 export function layerScore(layer: number, s: NativeLayerStats): LayerScore {
@@ -77,10 +75,8 @@ export async function scoreLayers(model: Checkpoint | string, sequences: TokenSe
   const ckpt = await resolveCheckpoint(model);
   const numLayers = ckpt.config.numHiddenLayers;
   const session = EngineSession.create(nativeModelSpec(ckpt.config), sequences, {
-    threads: options.threads,
+    ...engineOptionsOf(options),
     keepLastTokenStates: options.keepLastTokenStates,
-    device: options.device,
-    cuda: options.cuda,
   });
   try {
     const { signal, onProgress } = options;

@@ -32,14 +32,14 @@ let twoSteps: IterativeResult;
 beforeAll(async () => {
   ckpt = await openCheckpoint(stories260kDir);
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shortgpt-strategies-'));
-  twoSteps = await iterative(ckpt, [batch], 'bi', resolveRequest(5, { remove: 2 }), { threads });
+  twoSteps = await iterative(ckpt, [batch], 'bi', resolveRequest(5, { remove: 2 }), { engine: { threads } });
 });
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe('iterative strategy', () => {
   it('with N=1 removes what one-shot removes, from the same full-model scores', async () => {
-    const one = await iterative(ckpt, [batch], 'bi', resolveRequest(5, { remove: 1 }), { threads, snapshotBudgetBytes: 0 });
+    const one = await iterative(ckpt, [batch], 'bi', resolveRequest(5, { remove: 1 }), { engine: { threads }, snapshotBudgetBytes: 0 });
     const full = await scoreLayers(ckpt, batch, { threads });
     expect(one.initial).toEqual(full.layers);
     expect(one.removed).toEqual(chooseLayers(full.layers.map(toMetricScores), { remove: 1 }).removed);
@@ -73,9 +73,9 @@ describe('iterative strategy', () => {
 
   it('gives the same scores with every snapshot budget, recomputing less with more memory', async () => {
     const req = resolveRequest(5, { remove: 3 });
-    const none = await iterative(ckpt, [batch], 'bi', req, { threads, snapshotBudgetBytes: 0 });
-    const one = await iterative(ckpt, [batch], 'bi', req, { threads, snapshotBudgetBytes: 6110 * 64 * 4 });
-    const all = await iterative(ckpt, [batch], 'bi', req, { threads });
+    const none = await iterative(ckpt, [batch], 'bi', req, { engine: { threads }, snapshotBudgetBytes: 0 });
+    const one = await iterative(ckpt, [batch], 'bi', req, { engine: { threads }, snapshotBudgetBytes: 6110 * 64 * 4 });
+    const all = await iterative(ckpt, [batch], 'bi', req, { engine: { threads } });
     for (const r of [one, all]) {
       expect(r.removed).toEqual(none.removed);
       expect(r.rescored).toEqual(none.rescored);
@@ -116,8 +116,8 @@ describe('block strategy', () => {
 
 describe('batching', () => {
   it('never changes the scores (sums regrouped: 1e-12)', async () => {
-    const one = await scoreBatches(ckpt, [batch], { threads });
-    const many = await scoreBatches(ckpt, [batch.slice(0, 5), batch.slice(5, 6), batch.slice(6)], { threads, keepLastTokenStates: true });
+    const one = await scoreBatches(ckpt, [batch], { engine: { threads } });
+    const many = await scoreBatches(ckpt, [batch.slice(0, 5), batch.slice(5, 6), batch.slice(6)], { engine: { threads }, keepLastTokenStates: true });
     expect(many.tokens).toBe(one.tokens);
     for (let l = 0; l < 5; l++) {
       expect(Math.abs(many.layers[l].blockInfluence - one.layers[l].blockInfluence)).toBeLessThan(1e-12);

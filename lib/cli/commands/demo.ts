@@ -7,8 +7,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { packageRoot } from '../../engine/binding';
-import { flag, intOption, noExtraPositionals, parseCommandLine, stringOption } from '../args';
+import { flag, noExtraPositionals, parseCommandLine, stringOption } from '../args';
 import type { Command } from '../command';
+import { ENGINE_OPTION_HELP, ENGINE_OPTION_SPEC, resolveCommandEngine } from '../engineOption';
 import { runPruneCli } from '../pruneRun';
 
 export const DEMO_MODEL = path.join(packageRoot, 'assets', 'stories260k');
@@ -19,7 +20,7 @@ export const DEMO_SAMPLES = 48;
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'prune the bundled stories260k model by Block Influence, with perplexity before and after',
-  help: `Usage: shortgpt-native demo [--out DIR] [--json] [--quiet] [--threads N]
+  help: `Usage: shortgpt-native demo [--out DIR] [--json] [--quiet] [--device auto|cpu|cuda] [--threads N]
 
 Runs the whole job on the bundled stories260k model (a real 5-layer Llama trained on
 TinyStories) and the bundled TinyStories validation text: scores every layer by Block
@@ -31,19 +32,21 @@ is printed at the end.
 
 Options:
   --out DIR      where to write the pruned model (default: a new directory under ${os.tmpdir()})
-  --json         print the report as one JSON document on stdout
+  --json         print the report as one JSON document on stdout, with "device": "cpu"|"cuda"
   --quiet        no progress or notes on stderr
-  --threads N    worker threads (default: all hardware threads)
-  -h, --help`,
+  -h, --help
+
+${ENGINE_OPTION_HELP}`,
   async run(argv, io) {
     const parsed = parseCommandLine('demo', argv, {
-      out: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, threads: { type: 'string' },
+      out: { type: 'string' }, json: { type: 'boolean' }, quiet: { type: 'boolean' }, ...ENGINE_OPTION_SPEC,
     });
     noExtraPositionals('demo', parsed, 0);
-    const threads = intOption('demo', parsed, 'threads', { min: 1, max: 1024 });
-    const out = stringOption(parsed, 'out') ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'shortgpt-demo-')), 'stories260k-pruned');
     const json = flag(parsed, 'json');
     const quiet = flag(parsed, 'quiet');
+    // Before the temporary directory is made: --device cuda without CUDA leaves nothing behind.
+    const { engine } = resolveCommandEngine('demo', parsed, io, { silent: json || quiet });
+    const out = stringOption(parsed, 'out') ?? path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'shortgpt-demo-')), 'stories260k-pruned');
     const heading = `demo: pruning the bundled stories260k model on ${path.basename(DEMO_DATA)}\n`;
     const { status } = await runPruneCli(DEMO_MODEL, {
       calib: DEMO_DATA,
@@ -56,8 +59,8 @@ Options:
       metric: 'bi',
       strategy: 'one-shot',
       out,
-      threads,
-    }, io, { json, quiet, heading });
+      ...engine,
+    }, io, { json, quiet, heading, jsonExtra: { device: engine.device } });
     if (status === 0 && !json) {
       io.stdout.write(`the same cut with the prune command (perplexity on every window of the text):\n  npx shortgpt-native prune ${DEMO_MODEL} --calib ${DEMO_DATA} --samples ${DEMO_SAMPLES} --remove 1 --eval ${DEMO_DATA} --out ${out}\n`);
     }

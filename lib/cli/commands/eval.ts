@@ -3,15 +3,17 @@ import { openCheckpoint } from '../../checkpoint/checkpoint';
 import { readTokenFile } from '../../data/tokenFile';
 import { UsageError } from '../../errors';
 import { perplexity } from '../../eval/perplexity';
-import { flag, intListOption, intOption, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
+import { flag, intListOption, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
 import { CALIB_OPTION_HELP, CALIB_OPTION_SPEC } from '../calibOptions';
 import type { Command } from '../command';
 import { evalData } from '../dataCommands';
+import { ENGINE_OPTION_HELP, ENGINE_OPTION_SPEC, resolveCommandEngine } from '../engineOption';
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'perplexity of a model on calibration tokens, optionally with layers skipped',
-  help: `Usage: shortgpt-native eval MODEL (--tokens FILE | --data DATA...) [--skip-layers a,b] [--json] [--threads N]
+  help: `Usage: shortgpt-native eval MODEL (--tokens FILE | --data DATA...) [--skip-layers a,b] [--json]
+         [--device auto|cpu|cuda] [--threads N]
 
 Prints the perplexity exp(mean next-token negative log-likelihood) of the checkpoint in MODEL
 on the token sequences in FILE (a sequence of T tokens predicts T-1). With --skip-layers the
@@ -22,34 +24,37 @@ Options:
   --tokens FILE        a JSON array of arrays of token ids
   --data DATA          evaluation data, tokenized with the model's tokenizer and cut into
                        windows (repeatable; see Data options)
-  --quiet              no progress on stderr
+  --quiet              no progress or device line on stderr
   --skip-layers LIST   layer indices to skip, e.g. 3,5 or 20-28
-  --threads N          worker threads (default: all hardware threads)
-  --json               print one JSON document: {"perplexity": ..., "tokens": N, ...}
+  --json               print one JSON document:
+                       {"perplexity": ..., "tokens": N, "device": "cpu"|"cuda", ...}
   -h, --help
+
+${ENGINE_OPTION_HELP}
 
 ${CALIB_OPTION_HELP}`,
   async run(argv, io) {
     const parsed = parseCommandLine('eval', argv, {
       tokens: { type: 'string' }, data: { type: 'string', multiple: true }, quiet: { type: 'boolean' },
-      'skip-layers': { type: 'string' }, json: { type: 'boolean' }, threads: { type: 'string' }, ...CALIB_OPTION_SPEC,
+      'skip-layers': { type: 'string' }, json: { type: 'boolean' }, ...ENGINE_OPTION_SPEC, ...CALIB_OPTION_SPEC,
     });
     const modelDir = requirePositional('eval', parsed, 0, 'MODEL (a checkpoint directory)');
     noExtraPositionals('eval', parsed, 1);
     const tokensFile = stringOption(parsed, 'tokens');
     const data = parsed.values.data !== undefined;
     if ((tokensFile === undefined) === !data) throw new UsageError('eval: give exactly one of --tokens FILE or --data DATA');
-    const threads = intOption('eval', parsed, 'threads', { min: 1, max: 1024 });
     const skipLayers = intListOption('eval', parsed, 'skip-layers') ?? [];
+    const json = flag(parsed, 'json');
     const ckpt = await openCheckpoint(modelDir);
     const n = ckpt.config.numHiddenLayers;
     const bad = skipLayers.find((l) => l >= n);
     if (bad !== undefined) throw new UsageError(`eval: --skip-layers: layer ${bad} does not exist; ${ckpt.dir} has layers 0..${n - 1}`);
+    const { engine } = resolveCommandEngine('eval', parsed, io, { silent: json || flag(parsed, 'quiet') });
     const r = tokensFile !== undefined
-      ? await perplexity(ckpt, await readTokenFile(tokensFile, ckpt.config.vocabSize), { skipLayers, threads })
-      : (await evalData('eval', ckpt, parsed, io, threads, skipLayers)).result;
-    if (flag(parsed, 'json')) {
-      const doc = { perplexity: r.perplexity, tokens: r.tokens, predictions: r.predictions, meanNll: r.meanNll, skipLayers: r.skipLayers, model: ckpt.dir };
+      ? await perplexity(ckpt, await readTokenFile(tokensFile, ckpt.config.vocabSize), { ...engine, skipLayers })
+      : (await evalData('eval', ckpt, parsed, io, engine, skipLayers)).result;
+    if (json) {
+      const doc = { perplexity: r.perplexity, tokens: r.tokens, predictions: r.predictions, meanNll: r.meanNll, skipLayers: r.skipLayers, model: ckpt.dir, device: engine.device };
       io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     } else {
       const skipped = r.skipLayers.length ? `, layers ${r.skipLayers.join(',')} skipped` : '';

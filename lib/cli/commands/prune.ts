@@ -12,6 +12,7 @@ import { rewriteOpenedCheckpoint, type RewriteProgress, type RewriteResult } fro
 import { signalExitCode, trapInterrupts } from '../../prune/signals';
 import { flag, intListOption, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
 import type { CliIO, Command } from '../command';
+import { checkDeviceOption } from '../engineOption';
 import { PRUNE_BY_SCORE_HELP, PRUNE_BY_SCORE_SPEC, pruneByScoreOptionsGiven, runPruneByScore } from '../pruneByScore';
 
 const HELP = `${PRUNE_BY_SCORE_HELP}
@@ -140,6 +141,8 @@ export const pruneCommand: Command = {
       if (parsed.values.calib === undefined) throw new UsageError('prune: --calib DATA is required to choose layers by score (or name them with --remove-layers)\nRun `shortgpt-native prune --help` for usage.');
       return runPruneByScore(modelDir, parsed, io);
     }
+    // --remove-layers computes nothing, so --device/--threads are ignored, but a bad value is still a usage error.
+    checkDeviceOption('prune', parsed);
     const out = stringOption(parsed, 'out');
     if (out === undefined || out === '') throw new UsageError('prune: --out OUT_DIR is required\nRun `shortgpt-native prune --help` for usage.');
     const layers = intListOption('prune', parsed, 'remove-layers');

@@ -2,11 +2,12 @@
 import { openCheckpoint } from '../../checkpoint/checkpoint';
 import { readTokenFile } from '../../data/tokenFile';
 import { scoreLayers, type LayerScores } from '../../scoring/scoreLayers';
-import { flag, intOption, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
+import { flag, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
 import type { CliIO, Command } from '../command';
 import { UsageError } from '../../errors';
 import { CALIB_OPTION_HELP, CALIB_OPTION_SPEC } from '../calibOptions';
 import { scoreCalibration } from '../dataCommands';
+import { ENGINE_OPTION_HELP, ENGINE_OPTION_SPEC, resolveCommandEngine } from '../engineOption';
 
 export interface ScoreRow {
   layer: number;
@@ -40,7 +41,8 @@ function progressWriter(io: CliIO): ((p: { layer: number; layers: number; sequen
 export const scoreCommand: Command = {
   name: 'score',
   summary: 'score every layer of a model by Block Influence on calibration tokens',
-  help: `Usage: shortgpt-native score MODEL (--tokens FILE | --calib DATA...) [--json] [--threads N]
+  help: `Usage: shortgpt-native score MODEL (--tokens FILE | --calib DATA...) [--json]
+         [--device auto|cpu|cuda] [--threads N]
 
 Runs the token sequences in FILE through the checkpoint in MODEL one layer at a time and
 prints, per layer, the Block Influence (BI = 1 - mean cosine between the layer's input and
@@ -51,37 +53,40 @@ Options:
   --tokens FILE   a JSON array of arrays of token ids, e.g. [[1, 403, 407], [1, 378]]
   --calib DATA    calibration data, tokenized with the model's tokenizer and cut into windows
                   (repeatable; see Data options)
-  --quiet         no progress on stderr
-  --threads N     worker threads (default: all hardware threads)
+  --quiet         no progress or device line on stderr
   --json          print one JSON document:
-                  {"model": ..., "tokens": N, "layers": [{"layer", "bi", "angular", "relmag", "rank"}]}
+                  {"model": ..., "tokens": N, "sequences": N, "device": "cpu"|"cuda",
+                   "layers": [{"layer", "bi", "angular", "relmag", "rank"}]}
   -h, --help
+
+${ENGINE_OPTION_HELP}
 
 ${CALIB_OPTION_HELP}`,
   async run(argv, io) {
     const parsed = parseCommandLine('score', argv, {
       tokens: { type: 'string' }, calib: { type: 'string', multiple: true }, quiet: { type: 'boolean' },
-      json: { type: 'boolean' }, threads: { type: 'string' }, ...CALIB_OPTION_SPEC,
+      json: { type: 'boolean' }, ...ENGINE_OPTION_SPEC, ...CALIB_OPTION_SPEC,
     });
     const modelDir = requirePositional('score', parsed, 0, 'MODEL (a checkpoint directory)');
     noExtraPositionals('score', parsed, 1);
     const tokensFile = stringOption(parsed, 'tokens');
     const calib = parsed.values.calib !== undefined;
     if ((tokensFile === undefined) === !calib) throw new UsageError('score: give exactly one of --tokens FILE or --calib DATA');
-    const threads = intOption('score', parsed, 'threads', { min: 1, max: 1024 });
+    const json = flag(parsed, 'json');
+    const { engine } = resolveCommandEngine('score', parsed, io, { silent: json || flag(parsed, 'quiet') });
     const ckpt = await openCheckpoint(modelDir);
     let scores: LayerScores;
     if (tokensFile !== undefined) {
       const sequences = await readTokenFile(tokensFile, ckpt.config.vocabSize);
       const onProgress = flag(parsed, 'quiet') ? undefined : progressWriter(io);
-      scores = await scoreLayers(ckpt, sequences, { threads, onProgress });
+      scores = await scoreLayers(ckpt, sequences, { ...engine, onProgress });
       if (onProgress) io.stderr.write('\n');
     } else {
-      scores = (await scoreCalibration('score', ckpt, parsed, io, threads)).result;
+      scores = (await scoreCalibration('score', ckpt, parsed, io, engine)).result;
     }
     const rows = rankRows(scores);
-    if (flag(parsed, 'json')) {
-      const doc = { model: scores.model, tokens: scores.tokens, sequences: scores.sequences, layers: rows.map(({ layer, bi, angular, relmag, rank }) => ({ layer, bi, angular, relmag, rank })) };
+    if (json) {
+      const doc = { model: scores.model, tokens: scores.tokens, sequences: scores.sequences, device: engine.device, layers: rows.map(({ layer, bi, angular, relmag, rank }) => ({ layer, bi, angular, relmag, rank })) };
       io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     } else {
       const lines = [

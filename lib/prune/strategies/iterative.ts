@@ -82,7 +82,7 @@ export async function iterative(ckpt: Checkpoint, batches: readonly Batch[], met
     let sums: LayerScore[] | undefined;
     for (let b = 0; b < batches.length; b++) {
       tracker.startBatch(b);
-      const session = EngineSession.create(spec, batches[b], { threads: opts.threads });
+      const session = EngineSession.create(spec, batches[b], opts.engine);
       try {
         let from = 0;
         for (const key of snaps[b].keys()) if (key <= start && key > from) from = key;

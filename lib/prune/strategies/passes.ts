@@ -6,6 +6,7 @@
  */
 import type { NativeLastTokenStates } from '../../../binding';
 import type { Checkpoint } from '../../checkpoint/types';
+import type { EngineOptions } from '../../engine/engineOptions';
 import { perplexity } from '../../eval/perplexity';
 import { scoreLayers, type LayerScore, type LayerScores } from '../../scoring/scoreLayers';
 
@@ -27,7 +28,8 @@ export interface WorkProgress {
 }
 
 export interface PassOptions {
-  threads?: number;
+  /** Where and how every session of the pass computes (threads, device). */
+  engine?: EngineOptions;
   signal?: AbortSignal;
   onProgress?: (p: WorkProgress) => void;
 }
@@ -136,7 +138,7 @@ export async function scoreBatches(ckpt: Checkpoint, batches: readonly Batch[], 
   for (let b = 0; b < batches.length; b++) {
     tracker.startBatch(b);
     const r = await scoreLayers(ckpt, batches[b], {
-      threads: opts.threads,
+      ...opts.engine,
       signal: opts.signal,
       keepLastTokenStates: opts.keepLastTokenStates,
       onProgress: tracker.active ? (p) => tracker.update(p.layer, p.layer, p.sequencesDone) : undefined,
@@ -175,8 +177,8 @@ export async function perplexityBatches(ckpt: Checkpoint, batches: readonly Batc
   for (let b = 0; b < batches.length; b++) {
     tracker.startBatch(b);
     const r = await perplexity(ckpt, batches[b], {
+      ...opts.engine,
       skipLayers: skip,
-      threads: opts.threads,
       signal: opts.signal,
       onProgress: tracker.active ? (p) => tracker.update(p.layer, run.indexOf(p.layer), p.sequencesDone) : undefined,
     });
