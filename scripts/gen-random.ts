@@ -1,16 +1,6 @@
 /** Seeded pseudo-random numbers for generated fixtures: the same seed gives the same bytes everywhere. */
 
-/** mulberry32 (Tommy Ettinger): a 32-bit state PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../lib/util/prng';
 
 /** Standard normal samples by Box-Muller over a uniform source. */
 export function normalSource(uniform: () => number): () => number {

@@ -5,21 +5,14 @@
  * comparable and failures reproducible.
  */
 
-/** mulberry32: 32-bit state, full period 2^32, passes the usual quick statistical checks. */
+import { mulberry32U32 } from '../util/prng';
+
 export class Prng {
-  private state: number;
+  /** Uniform 32-bit unsigned integer (mulberry32). */
+  readonly nextU32: () => number;
 
   constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  /** Uniform 32-bit unsigned integer. */
-  nextU32(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    this.nextU32 = mulberry32U32(seed);
   }
 
   /** Uniform in (0, 1): never 0, so log() below is finite. */

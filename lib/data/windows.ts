@@ -19,6 +19,7 @@
  *   stride, samples and seed always give the same windows.
  */
 import { ShortGptError, UsageError } from '../errors';
+import { mulberry32 } from '../util/prng';
 
 export const DEFAULT_SEQ_LEN = 256;
 export const MIN_WINDOW_TOKENS = 2;
@@ -71,17 +72,8 @@ export interface WindowedData {
   summary: CalibrationSummary;
 }
 
-/** mulberry32: a small, well-mixed 32-bit PRNG; its sequence is fixed for all time per seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The sample's PRNG (mulberry32): its sequence is fixed for all time per seed. */
+export const seededRandom = mulberry32;
 
 /** k distinct indices of [0, n), sorted: a partial Fisher-Yates shuffle. */
 export function sampleIndices(n: number, k: number, seed: number): number[] {

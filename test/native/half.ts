@@ -3,6 +3,7 @@
  * definitions (sign, exponent, mantissa) rather than from bit tricks, so they check the engine's
  * conversion instead of repeating it. Also a deterministic PRNG for test data.
  */
+import { mulberry32 } from '../../lib/util/prng';
 
 /** IEEE 754 binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. */
 export function f16Value(h: number): number {
@@ -24,17 +25,8 @@ export function bf16Value(h: number): number {
   return sign * (1 + mant / 128) * 2 ** (exp - 127);
 }
 
-/** Mulberry32: small, deterministic, good enough for test matrices. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded uniform [0, 1) numbers for test matrices. */
+export const rng = mulberry32;
 
 export type ComputeDType = 'F32' | 'F16' | 'BF16';
 

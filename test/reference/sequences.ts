@@ -3,17 +3,8 @@
  * that none is a multiple of the engine's block sizes (a 1-token sequence included).
  */
 
-/** mulberry32: a tiny seeded PRNG, so fixtures are the same on every run and machine. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Token ids only: the PRNG is not under test, so the reference may share the package's.
+import { mulberry32 } from '../../lib/util/prng';
 
 /** One sequence per length, token ids uniform in [0, vocab). */
 export function randomSequences(lengths: readonly number[], vocab: number, seed = 7): number[][] {
