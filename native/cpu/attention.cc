@@ -1,6 +1,8 @@
 #include "cpu/attention.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "cpu/attention_kernel.h"
 #include "cpu/cpu_features.h"
@@ -9,7 +11,7 @@ namespace shortgpt {
 
 void causalAttention(const float* q, int64_t qStride, const float* k, const float* v, int64_t kvStride,
                      float* out, int64_t outStride, const std::vector<int64_t>& seqOffsets,
-                     const AttentionShape& shape, ThreadPool& pool) {
+                     const AttentionShape& shape, ThreadPool& pool, std::vector<float>& ktBuf) {
   // Work items are (sequence, head, query block): each output row is written by exactly one
   // item, computed in a fixed order, so results do not depend on the thread count.
   std::vector<AttentionItem> items;
@@ -44,16 +46,71 @@ void causalAttention(const float* q, int64_t qStride, const float* k, const floa
   }
 #if defined(SHORTGPT_X86)
   const bool avx2 = useAvx2Kernels();
+  const char* noAvx512 = std::getenv("SHORTGPT_NO_AVX512");
+  const bool avx512 = avx2 && cpuFeatures().avx512f && (noAvx512 == nullptr || std::strcmp(noAvx512, "1") != 0);
 #else
-  const bool avx2 = false;
+  const bool avx2 = false, avx512 = false;
 #endif
+  // The blocked kernels read keys transposed, [headDim, keys] per sequence and kv head, rows
+  // padded with zeros to whole key blocks: built here once, in parallel, instead of per query
+  // block and query head.
+  if (avx512 || avx2) {
+    const int64_t hd = shape.headDim, kvHeads = shape.numKvHeads;
+    std::vector<int64_t> ktOffsets(seqOffsets.size(), 0), ktStrides(seqOffsets.size(), 0);
+    int64_t total = 0;
+    for (size_t s = 0; s + 1 < seqOffsets.size(); ++s) {
+      const int64_t len = seqOffsets[s + 1] - seqOffsets[s];
+      ktStrides[s] = (len + kAttentionKeyBlock - 1) / kAttentionKeyBlock * kAttentionKeyBlock;
+      ktOffsets[s] = total;
+      total += kvHeads * hd * ktStrides[s];
+    }
+    if (ktBuf.size() < static_cast<size_t>(total)) ktBuf.resize(static_cast<size_t>(total));
+    // One task per (sequence, kv head, key block).
+    std::vector<int64_t> taskStart;  // first task of each sequence
+    int64_t tasks = 0;
+    for (size_t s = 0; s + 1 < seqOffsets.size(); ++s) {
+      taskStart.push_back(tasks);
+      tasks += kvHeads * (ktStrides[s] / kAttentionKeyBlock);
+    }
+    taskStart.push_back(tasks);
+    float* kt = ktBuf.data();
+    pool.parallelFor(tasks, [&](int64_t begin, int64_t end, int) {
+      for (int64_t t = begin; t < end; ++t) {
+        const size_t s = static_cast<size_t>(std::upper_bound(taskStart.begin(), taskStart.end(), t) - taskStart.begin() - 1);
+        const int64_t blocks = ktStrides[s] / kAttentionKeyBlock, local = t - taskStart[s];
+        const int64_t g = local / blocks, j0 = (local % blocks) * kAttentionKeyBlock;
+        const int64_t len = seqOffsets[s + 1] - seqOffsets[s];
+        float* dst = kt + ktOffsets[s] + g * hd * ktStrides[s];
+        // Key-inner: each destination row segment is written contiguously.
+        const int64_t jEnd = std::min(j0 + kAttentionKeyBlock, len);
+        const float* k0 = k + seqOffsets[s] * kvStride + g * hd;
+        for (int64_t d = 0; d < hd; ++d) {
+          float* row = dst + d * ktStrides[s];
+          for (int64_t j = j0; j < jEnd; ++j) row[j] = k0[j * kvStride + d];
+          for (int64_t j = std::max(jEnd, j0); j < j0 + kAttentionKeyBlock; ++j) row[j] = 0.0f;
+        }
+      }
+    });
+    for (auto& bucket : buckets) {
+      for (AttentionItem& it : bucket) {
+        const size_t s = static_cast<size_t>(std::upper_bound(seqOffsets.begin(), seqOffsets.end(), it.seqBegin) - seqOffsets.begin() - 1);
+        it.ktOffset = ktOffsets[s];
+        it.ktStride = ktStrides[s];
+      }
+    }
+  }
+  const float* kt = ktBuf.data();
   pool.parallelFor(threads, [&](int64_t begin, int64_t end, int) {
     for (int64_t b = begin; b < end; ++b) {
       const std::vector<AttentionItem>& bucket = buckets[static_cast<size_t>(b)];
       const int64_t n = static_cast<int64_t>(bucket.size());
 #if defined(SHORTGPT_X86)
+      if (avx512) {
+        attentionItemsAvx512(bucket, 0, n, q, qStride, kt, v, kvStride, out, outStride, shape);
+        continue;
+      }
       if (avx2) {
-        attentionItemsAvx2(bucket, 0, n, q, qStride, k, v, kvStride, out, outStride, shape);
+        attentionItemsAvx2(bucket, 0, n, q, qStride, kt, v, kvStride, out, outStride, shape);
         continue;
       }
 #endif

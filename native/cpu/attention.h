@@ -25,20 +25,36 @@ struct AttentionItem {
   int64_t rowBegin, rowEnd;  // rows of this query block
   int64_t seqBegin;          // row of the sequence's position 0
   int64_t head;
+  // The blocked kernels only: where the sequence's transposed keys start in the transposed-key
+  // buffer (kv head g at ktOffset + g * headDim * ktStride), and their row length (the sequence
+  // length rounded up to whole key blocks, zero-padded).
+  int64_t ktOffset = 0, ktStride = 0;
 };
 
-// The kernel compiled with AVX2/FMA (attention_avx2.cc, x86-64 builds only); runs items
-// [begin, end). causalAttention chooses it at run time.
+// Keys per block of the blocked kernels (the online softmax's step, and ktStride's unit).
+constexpr int64_t kAttentionKeyBlock = 64;
+
+// The register-blocked kernel (attention_blocked.h) compiled with AVX2/FMA (attention_avx2.cc)
+// and with AVX-512F (attention_avx512.cc), x86-64 builds only; each runs items [begin, end).
+// causalAttention chooses at run time: AVX-512 where the CPU has it and SHORTGPT_NO_AVX512 is
+// not 1 (as the GEMM), else AVX2, else the portable kernel (attention_kernel.h). The kernels
+// differ in vector width, so in the order of their sums; each is bit-identical across thread
+// counts. `kt` is the transposed-key buffer causalAttention builds (see AttentionItem).
+void attentionItemsAvx512(const std::vector<AttentionItem>& items, int64_t begin, int64_t end, const float* q,
+                          int64_t qStride, const float* kt, const float* v, int64_t kvStride, float* out,
+                          int64_t outStride, const AttentionShape& shape);
 void attentionItemsAvx2(const std::vector<AttentionItem>& items, int64_t begin, int64_t end, const float* q,
-                        int64_t qStride, const float* k, const float* v, int64_t kvStride, float* out,
+                        int64_t qStride, const float* kt, const float* v, int64_t kvStride, float* out,
                         int64_t outStride, const AttentionShape& shape);
 
 // Rows [seqOffsets[s], seqOffsets[s+1]) belong to sequence s, each starting at position 0.
 // Query head h of row r is at q[r * qStride + h * headDim]; kv head g at k/v[r * kvStride +
 // g * headDim]; the output of head h goes to out[r * outStride + h * headDim].
 // Scale 1/sqrt(headDim), softmax in f32, as transformers' eager_attention_forward.
+// `ktScratch` holds the transposed keys of the blocked kernels (grown as needed; the caller keeps
+// it across calls so that later layers reuse its pages).
 void causalAttention(const float* q, int64_t qStride, const float* k, const float* v, int64_t kvStride,
                      float* out, int64_t outStride, const std::vector<int64_t>& seqOffsets,
-                     const AttentionShape& shape, ThreadPool& pool);
+                     const AttentionShape& shape, ThreadPool& pool, std::vector<float>& ktScratch);
 
 }  // namespace shortgpt

@@ -1,8 +1,8 @@
 // The body of causal GQA attention, written so the compiler vectorises it: scores for a block
 // of 64 keys come from a transposed key block (the inner loop runs over keys, no reduction),
-// exp is a branch-free polynomial, and P.V runs over head_dim. Included by attention.cc
-// (portable build) and attention_avx2.cc (-mavx2 -mfma); everything here has internal linkage
-// so the two compilations never merge.
+// exp is a branch-free polynomial, and P.V runs over head_dim. The portable kernel, included by
+// attention.cc for CPUs without AVX2/FMA (the x86 kernels are in attention_blocked.h);
+// everything here has internal linkage.
 #pragma once
 #include <algorithm>
 #include <cmath>

@@ -21,7 +21,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <utility>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -167,21 +169,84 @@ int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
 
+namespace {
+
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kBlockCacheCap = size_t{1} << 30;
+
+// Alignment and rounded size of a block of `bytes`: from 1 MiB up, whole 2 MiB huge pages (at
+// most 1 MiB wasted per block, and page faults drop 512-fold).
+size_t blockAlign(size_t bytes) { return bytes >= kHugePage / 2 ? kHugePage : 64; }
+size_t blockSize(size_t bytes) {
+  const size_t align = blockAlign(bytes);
+  return std::max<size_t>(64, (bytes + align - 1) / align * align);
+}
+
+// Freed huge-page blocks, oldest first (see allocatePackedStorage in gemm.h). Never destroyed,
+// so a block freed during static destruction still finds it.
+struct BlockCache {
+  std::mutex mutex;
+  std::vector<std::pair<void*, size_t>> blocks;
+  size_t bytes = 0;
+};
+BlockCache& blockCache() {
+  static BlockCache* cache = new BlockCache;
+  return *cache;
+}
+
+}  // namespace
+
 void* allocatePackedStorage(size_t bytes) {
-  // From 1 MiB up, round to whole 2 MiB huge pages: at most 1 MiB wasted per weight, and page
-  // faults (about 20 us each on the VMs we measured) drop 512-fold.
-  constexpr size_t kHuge = size_t{2} << 20;
-  const size_t align = bytes >= kHuge / 2 ? kHuge : 64;
-  const size_t size = std::max<size_t>(64, (bytes + align - 1) / align * align);
+  const size_t align = blockAlign(bytes), size = blockSize(bytes);
+  if (align == kHugePage) {
+    BlockCache& c = blockCache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    // A cached block of exactly this (rounded) size, newest first: same-shaped layers and
+    // sessions ask for the same sizes, and an exact match keeps free()'s size right.
+    size_t best = c.blocks.size();
+    for (size_t i = c.blocks.size(); i-- > 0;) {
+      if (c.blocks[i].second == size) {
+        best = i;
+        break;
+      }
+    }
+    if (best != c.blocks.size()) {
+      void* p = c.blocks[best].first;
+      c.bytes -= c.blocks[best].second;
+      c.blocks.erase(c.blocks.begin() + static_cast<std::ptrdiff_t>(best));
+      return p;
+    }
+    // A miss means new shapes (another model, or the lm_head after the layers): what is cached
+    // would only sit beside the new blocks, so give it back first.
+    for (const auto& b : c.blocks) std::free(b.first);
+    c.blocks.clear();
+    c.bytes = 0;
+  }
   void* p = nullptr;
   if (posix_memalign(&p, align, size) != 0 || p == nullptr) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (align == kHuge) madvise(p, size, MADV_HUGEPAGE);  // advisory: failure only costs speed
+  if (align == kHugePage) madvise(p, size, MADV_HUGEPAGE);  // advisory: failure only costs speed
 #endif
   return p;
 }
 
-void freePackedStorage(void* p) { std::free(p); }
+void freePackedStorage(void* p, size_t bytes) {
+  if (p == nullptr) return;
+  const size_t size = blockSize(bytes);
+  if (blockAlign(bytes) != kHugePage || size > kBlockCacheCap) {
+    std::free(p);
+    return;
+  }
+  BlockCache& c = blockCache();
+  std::lock_guard<std::mutex> lock(c.mutex);
+  c.blocks.emplace_back(p, size);
+  c.bytes += size;
+  while (c.bytes > kBlockCacheCap) {
+    std::free(c.blocks.front().first);
+    c.bytes -= c.blocks.front().second;
+    c.blocks.erase(c.blocks.begin());
+  }
+}
 
 const char* gemmKernelName() {
   switch (resolve(GemmKernel::Auto)) {
@@ -240,6 +305,50 @@ PackedWeight PackedWeight::pack(const void* src, DType dtype, int64_t n, int64_t
   return w;
 }
 
+void PackedWeight::repack(int64_t n, int64_t k, const RowSource& source, ThreadPool& pool) {
+  n_ = std::max<int64_t>(n, 0);
+  k_ = std::max<int64_t>(k, 0);
+  if (n_ == 0 || k_ == 0) {
+    data_.clear();
+    return;
+  }
+  const int64_t panels = ceilDiv(n, kGemmNR);
+  // clear() keeps the capacity, and resize() then default-initialises (no zeroing, no copy of
+  // the previous layer's values): same-shaped layers reuse the same pages.
+  data_.clear();
+  data_.resize(static_cast<size_t>(panels * k * kGemmNR));
+  float* out = data_.data();
+  constexpr int64_t kPackKB = 128;
+#if defined(SHORTGPT_X86)
+  const bool avx2 = cpuFeatures().avx2 && cpuFeatures().fma && useAvx2Kernels();
+#endif
+  pool.parallelFor(panels, [&](int64_t begin, int64_t end, int) {
+    // Per thread, kept across calls (pool threads live as long as the pool): 16 rows of W.
+    thread_local std::vector<float> rowsBuf;
+    if (rowsBuf.size() < static_cast<size_t>(kGemmNR * k)) rowsBuf.resize(static_cast<size_t>(kGemmNR * k));
+    float* rowsF32 = rowsBuf.data();
+    for (int64_t p = begin; p < end; ++p) {
+      float* panel = out + p * k * kGemmNR;
+      const int64_t valid = std::min<int64_t>(kGemmNR, n - p * kGemmNR);
+      source(p * kGemmNR, valid, rowsF32);
+      if (valid < kGemmNR) std::fill(rowsF32 + valid * k, rowsF32 + kGemmNR * k, 0.0f);
+      for (int64_t k0 = 0; k0 < k; k0 += kPackKB) {
+        const int64_t kb = std::min(kPackKB, k - k0);
+        float* block = panel + k0 * kGemmNR;
+#if defined(SHORTGPT_X86)
+        if (avx2) {
+          transposeToPanelAvx2(rowsF32 + k0, k, kb, block);
+          continue;
+        }
+#endif
+        for (int64_t kk = 0; kk < kb; ++kk) {
+          for (int c = 0; c < kGemmNR; ++c) block[kk * kGemmNR + c] = rowsF32[c * k + k0 + kk];
+        }
+      }
+    }
+  });
+}
+
 void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, bool accumulate, ThreadPool& pool) {
   gemm(x, m, w, y, accumulate, pool, GemmKernel::Auto);
 }
@@ -284,7 +393,12 @@ void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, bool accum
     const int64_t mb = t % tilesM, nb = t / tilesM;
     const int64_t i0 = kGemmMR * (microRows * mb / tilesM);
     const int64_t i1 = std::min(m, kGemmMR * (microRows * (mb + 1) / tilesM));
-    const int64_t p0 = panels * nb / tilesN, p1 = panels * (nb + 1) / tilesN;
+    // With the pair kernel, tiles hold whole pairs of panels where possible: an odd panel would
+    // run through the single-panel AVX2 kernel at half the width. (Values are the same either
+    // way: the kernels are bit-identical column by column.)
+    const int64_t unit = pair != nullptr ? 2 : 1, units = ceilDiv(panels, unit);
+    const int64_t p0 = std::min(panels, unit * (units * nb / tilesN));
+    const int64_t p1 = std::min(panels, unit * (units * (nb + 1) / tilesN));
     for (int64_t pc = 0; pc < k; pc += kKC) {
       const int64_t kc = std::min(kKC, k - pc);
       const bool add = accumulate || pc > 0;

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <cstddef>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -25,11 +26,17 @@ enum class GemmKernel { Auto, Avx2, Portable, Avx512 };
 const char* gemmKernelName();
 
 // Storage for packed weights: 64-byte aligned, so panel rows start on cache lines; blocks of
-// 1 MiB or more are 2 MiB aligned and advised as transparent huge pages, because a layer's
-// weights are packed into fresh memory every layer and 4 KiB page faults then cost more than the
-// packing itself. Elements are default-initialised (not zeroed): pack() writes every one.
+// 1 MiB or more are 2 MiB aligned and advised as transparent huge pages, because fresh memory
+// costs page faults (about 20 us per 4 KiB page on the VMs we measured, and the first touch of
+// a never-used page is slower still), often more than the packing itself. Freed blocks of 2 MiB
+// and more are kept in a process-wide cache of at most 1 GiB and handed out again for requests
+// of the same rounded size (the next session's layer weights and activations), so
+// only the first session in a process pays for fresh pages. A request the cache cannot serve
+// empties it first (new shapes), so cached blocks never sit beside a session's own; after the
+// last session is disposed the cache still holds its blocks (at most 1 GiB).
+// Elements are default-initialised (not zeroed): pack() writes every one.
 void* allocatePackedStorage(size_t bytes);
-void freePackedStorage(void* p);
+void freePackedStorage(void* p, size_t bytes);
 
 template <typename T>
 struct CacheAlignedAllocator {
@@ -38,7 +45,7 @@ struct CacheAlignedAllocator {
   template <typename U>
   CacheAlignedAllocator(const CacheAlignedAllocator<U>&) {}
   T* allocate(size_t n) { return static_cast<T*>(allocatePackedStorage(n * sizeof(T))); }
-  void deallocate(T* p, size_t) { freePackedStorage(p); }
+  void deallocate(T* p, size_t n) { freePackedStorage(p, n * sizeof(T)); }
   template <typename U, typename... Args>
   void construct(U* p, Args&&... args) {
     if constexpr (sizeof...(Args) == 0) {
@@ -64,6 +71,16 @@ class PackedWeight {
   // Packs `src` ([N, K] row-major, dtype `dtype`). Rows [rowBegin, rowBegin + N) of a larger
   // matrix can be packed by offsetting `src` (used to split fused projections such as W_pack).
   static PackedWeight pack(const void* src, DType dtype, int64_t n, int64_t k, ThreadPool& pool);
+
+  // Fills dst ([rows, K] row-major f32) with rows [row0, row0 + rows) of W. Called concurrently
+  // from pool threads for disjoint row ranges, so it must be thread-safe.
+  using RowSource = std::function<void(int64_t row0, int64_t rows, float* dst)>;
+  // Packs W [n, k] into this object's storage, reusing it when it is large enough: a caller that
+  // packs one layer after another into the same objects pays the page faults of fresh memory
+  // once, not every layer. Each thread fetches the 16 rows of a panel straight into an
+  // L2-resident buffer and transposes them from there, so reading (e.g. pread from the page
+  // cache) runs on every thread and the weight crosses memory once instead of via a staging copy.
+  void repack(int64_t n, int64_t k, const RowSource& source, ThreadPool& pool);
 
  private:
   friend void gemm(const float*, int64_t, const PackedWeight&, float*, bool, ThreadPool&, GemmKernel);

@@ -82,6 +82,16 @@ cases.push(
   { name: 'LlamaForCausalLM F32 attention_bias', opts: { ...base, architecture: 'LlamaForCausalLM', dtype: 'F32', attentionBias: true } },
   { name: 'LlamaForCausalLM BF16 attention_bias', opts: { ...base, architecture: 'LlamaForCausalLM', dtype: 'BF16', attentionBias: true } },
   { name: 'Qwen3ForCausalLM F32 attention_bias', opts: { ...base, architecture: 'Qwen3ForCausalLM', dtype: 'F32', attentionBias: true } },
+  // head_dim 64 and 72: the attention kernels' full register tiles (64 floats), single vectors and
+  // a scalar tail of head_dim, which head_dim 8..16 above do not reach.
+  {
+    name: 'LlamaForCausalLM F32 head_dim 64',
+    opts: { ...base, architecture: 'LlamaForCausalLM', dtype: 'F32', hiddenSize: 256, numAttentionHeads: 4, numKeyValueHeads: 2, intermediateSize: 128 },
+  },
+  {
+    name: 'Qwen3ForCausalLM BF16 head_dim 72, sliding window 50',
+    opts: { ...base, architecture: 'Qwen3ForCausalLM', dtype: 'BF16', hiddenSize: 64, numAttentionHeads: 3, numKeyValueHeads: 1, headDim: 72, slidingWindow: 50 },
+  },
   // Baichuan 1's spelling: same tensors, plain lm_head (the plain cases above are Baichuan 2, NormHead).
   { name: 'BaiChuanForCausalLM F32 (Baichuan 1)', opts: { ...base, architecture: 'BaichuanForCausalLM', dtype: 'F32', baichuan1: true } },
   { name: 'BaiChuanForCausalLM BF16 (Baichuan 1)', opts: { ...base, architecture: 'BaichuanForCausalLM', dtype: 'BF16', baichuan1: true } },
