@@ -222,4 +222,14 @@ export interface NativeBinding {
    * can crash the process: lib/engine/device.ts runs it in a child process first.
    */
   cudaInfo(): NativeCudaInfo;
+
+  // io: the rewrite's byte copies
+
+  /**
+   * Copies `length` bytes from `srcFd` at `srcOffset` to `dstFd` at `dstOffset` inside the kernel
+   * (Linux copy_file_range), off the JavaScript thread. Rejects with an Error whose `code` is the
+   * errno name: ENOSYS, EXDEV, EINVAL or EOPNOTSUPP when the files don't allow it (fall back to
+   * read/write), ENODATA when the source ends early.
+   */
+  copyFileRange(srcFd: number, srcOffset: number, dstFd: number, dstOffset: number, length: number): Promise<void>;
 }

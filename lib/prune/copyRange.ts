@@ -1,12 +1,30 @@
 /**
- * Streams byte ranges from one open file to another in bounded chunks: memory is two chunk
- * buffers whatever the model size, and reading chunk k+1 overlaps writing chunk k (libuv runs
- * both on its thread pool), which keeps the copy near disk speed.
+ * Moves byte ranges from one open file to another. First choice: the kernel copies them
+ * (copy_file_range through the addon), which is as fast as a plain file copy because no byte
+ * passes through user space. Otherwise (another OS, files on different filesystems, no addon,
+ * or SHORTGPT_COPY=readwrite): bounded chunks through two buffers, reading chunk k+1 while
+ * writing chunk k. Either way memory does not grow with the model, and the abort signal is
+ * checked between chunks.
  */
 import * as fs from 'node:fs';
+import type { NativeBinding } from '../../binding';
+import { loadBinding } from '../engine/binding';
 import { ShortGptError } from '../errors';
 
 export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
+/** Per kernel copy call: large enough to cost nothing, small enough for prompt aborts and progress. */
+export const KERNEL_COPY_CHUNK_BYTES = 64 * 1024 * 1024;
+/** errno names meaning "copy_file_range cannot serve these two files": use read/write instead. */
+const KERNEL_COPY_UNSUPPORTED = new Set(['ENOSYS', 'EXDEV', 'EINVAL', 'EOPNOTSUPP']);
+
+function kernelCopier(): NativeBinding['copyFileRange'] | undefined {
+  if (process.env.SHORTGPT_COPY === 'readwrite') return undefined;
+  try {
+    return loadBinding().copyFileRange;
+  } catch {
+    return undefined; // no addon: the rewrite still works, through read/write
+  }
+}
 
 /** One contiguous run: `length` bytes at `srcOffset` of the source go to `dstOffset`. */
 export interface CopySpan {
@@ -47,9 +65,46 @@ export function abortedError(signal: AbortSignal): ShortGptError {
 
 export class RangeCopier {
   private readonly bufs: [Buffer, Buffer];
+  private kernelCopy = kernelCopier();
 
   constructor(readonly chunkBytes = DEFAULT_CHUNK_BYTES) {
     this.bufs = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+  }
+
+  /** How the bytes moved so far: 'kernel' (copy_file_range) or 'readwrite'. */
+  get method(): 'kernel' | 'readwrite' {
+    return this.kernelCopy ? 'kernel' : 'readwrite';
+  }
+
+  /**
+   * Copies with copy_file_range; returns how many bytes it moved before the files turned out not
+   * to support it (0 at once on an unsupported pair), so the caller finishes with read/write.
+   */
+  private async copyInKernel(copyFileRange: NativeBinding['copyFileRange'], span: CopySpan, dstFd: number, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<number> {
+    let done = 0;
+    while (done < span.length) {
+      if (signal?.aborted) throw abortedError(signal);
+      const n = Math.min(KERNEL_COPY_CHUNK_BYTES, span.length - done);
+      try {
+        await copyFileRange(span.srcFd, span.srcOffset + done, dstFd, span.dstOffset + done, n);
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        if (typeof code === 'string' && KERNEL_COPY_UNSUPPORTED.has(code)) {
+          this.kernelCopy = undefined;
+          return done;
+        }
+        if (code === 'ENODATA') {
+          throw new ShortGptError(
+            'ERR_SAFETENSORS_TRUNCATED',
+            `${span.srcPath}: file ended before byte ${span.srcOffset + span.length} while copying (was the file changed during the rewrite?)`,
+          );
+        }
+        throw e;
+      }
+      done += n;
+      onBytes?.(n);
+    }
+    return done;
   }
 
   /** Fills bufs[slot] with `length` bytes from `position`; a short file is an error naming it. */
@@ -75,7 +130,13 @@ export class RangeCopier {
   }
 
   /** Copies one span into `dstFd`, checking `signal` between chunks; `onBytes` gets each chunk's size. */
-  async copy(span: CopySpan, dstFd: number, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<void> {
+  async copy(whole: CopySpan, dstFd: number, signal?: AbortSignal, onBytes?: (n: number) => void): Promise<void> {
+    let span = whole;
+    if (this.kernelCopy) {
+      const moved = await this.copyInKernel(this.kernelCopy, whole, dstFd, signal, onBytes);
+      if (moved === whole.length) return;
+      span = { ...whole, srcOffset: whole.srcOffset + moved, dstOffset: whole.dstOffset + moved, length: whole.length - moved };
+    }
     const chunks = Math.ceil(span.length / this.chunkBytes);
     if (chunks === 0) return;
     const sizeOf = (k: number) => Math.min(this.chunkBytes, span.length - k * this.chunkBytes);

@@ -117,15 +117,21 @@ export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, 
   await withAtomicOutput(outAbs, vacancy, async (tmp) => {
     const copier = new RangeCopier(options.chunkBytes ?? DEFAULT_CHUNK_BYTES);
     const sources = await openSources(ckpt.files);
+    // Each file's fsync runs while the next file is copied; all are done before anything below
+    // (and the rename into OUT) happens.
+    const flushes: Promise<void>[] = [];
     try {
       for (const out of layout.files) {
         report('tensors', out.name);
-        await writeSafetensors(path.join(tmp, out.name), out, sources, copier, safetensorsMetadata(out.sourceMetadata, plan, extra), signal, (n) => {
+        const written = await writeSafetensors(path.join(tmp, out.name), out, sources, copier, safetensorsMetadata(out.sourceMetadata, plan, extra), signal, (n) => {
           progress.bytesDone += n;
           report('tensors', out.name);
         });
+        flushes.push(written.flush);
       }
+      await Promise.all(flushes);
     } finally {
+      await Promise.allSettled(flushes);
       await Promise.all([...sources.values()].map((s) => closeFd(s.fd).catch(() => undefined)));
     }
     if (layout.sharded) await writeJson(path.join(tmp, INDEX_FILE), shardIndexJson(ckpt, layout));
@@ -217,7 +223,7 @@ async function writeSafetensors(
   metadata: Record<string, string>,
   signal: AbortSignal | undefined,
   onBytes: (n: number) => void,
-): Promise<void> {
+): Promise<{ flush: Promise<void> }> {
   const header = encodeSafetensorsHeader(
     out.tensors.map((t) => ({ name: t.name, dtype: t.source.dtype, shape: t.source.shape, byteLength: t.source.byteLength })),
     metadata,
@@ -233,11 +239,16 @@ async function writeSafetensors(
   try {
     await new Promise<void>((resolve, reject) => fs.write(fd, header, 0, header.length, 0, (err) => (err ? reject(err) : resolve())));
     for (const span of coalesceSpans(spans)) await copier.copy(span, fd, signal, onBytes);
-    // Durable before the rename makes it visible under OUT.
-    await fsyncFd(fd);
-  } finally {
+  } catch (e) {
     await closeFd(fd).catch(() => undefined);
+    throw e;
   }
+  // Durable before the rename makes it visible under OUT. Handed back in an object (a returned
+  // promise would be awaited here), so the flush overlaps the next file's copy; the catch keeps a
+  // failure from being reported as unhandled before the caller awaits it.
+  const flush = fsyncFd(fd).finally(() => closeFd(fd).catch(() => undefined));
+  flush.catch(() => undefined);
+  return { flush };
 }
 
 /** model.safetensors.index.json as transformers writes it: metadata.total_size, sorted weight_map. */

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "binding/cuda_binding.h"
+#include "binding/io_binding.h"
 #include "binding/kernels_binding.h"
 #include "binding/session_binding.h"
 #include "cpu/cpu_features.h"
@@ -45,6 +46,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerKernelExports(env, exports);
   registerSessionExports(env, exports);
   registerCudaExports(env, exports);
+  registerIoExports(env, exports);
   return exports;
 }
 
