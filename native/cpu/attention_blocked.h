@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cpu/attention.h"
+#include "cpu/vec_math.h"
 
 #if !defined(SHORTGPT_ATTN_LANES) || !defined(SHORTGPT_ATTN_NV)
 #error "define SHORTGPT_ATTN_LANES and SHORTGPT_ATTN_NV before including attention_blocked.h"
@@ -61,21 +62,7 @@ inline VI iota() {
 // exp(x) for x <= 0, the polynomial of attention_kernel.h's expNonPositive, lane-wise.
 inline VF expNonPositiveV(VF x) {
   x = x < splat(-87.0f) ? splat(-87.0f) : x;
-  const VF t = x * 1.44269504088896341f;
-  const VF n = (t + 12582912.0f) - 12582912.0f;  // round to nearest via 1.5 * 2^23
-  VF r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  VF p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const VF y = p * r * r + r + 1.0f;
-  const VI bits = (__builtin_convertvector(n, VI) + 127) << 23;
-  VF scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return y * scale;
+  return expClampedV<VF, VI>(x);
 }
 
 inline float laneMax(VF v) {

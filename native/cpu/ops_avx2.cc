@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "cpu/ops.h"
+#include "cpu/vec_math.h"
 
 namespace shortgpt {
 
@@ -19,27 +20,12 @@ typedef int32_t I8 __attribute__((vector_size(32)));
 // masked inserts.
 inline V8 splat(float x) { return x - V8{}; }
 
-// exp(x) lane-wise (Cephes expf: range reduction by ln 2, degree-5 polynomial, about 1 ulp);
-// x is clamped to [-87, 88], where 2^n stays a normal float: exp(-87) ~ 1.6e-38 and
+// exp(x) lane-wise (vec_math.h); x is clamped to [-87, 88]: exp(-87) ~ 1.6e-38 and
 // exp(88) ~ 1.7e38, so silu's 1 + exp(-g) is still exact to f32 precision at the ends.
 inline V8 expV(V8 x) {
   x = x < splat(-87.0f) ? splat(-87.0f) : x;
   x = x > splat(88.0f) ? splat(88.0f) : x;
-  const V8 t = x * 1.44269504088896341f;
-  const V8 n = (t + 12582912.0f) - 12582912.0f;  // round to nearest via 1.5 * 2^23
-  V8 r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  V8 p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const V8 y = p * r * r + r + 1.0f;
-  const I8 bits = (__builtin_convertvector(n, I8) + 127) << 23;
-  V8 scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return y * scale;
+  return expClampedV<V8, I8>(x);
 }
 
 }  // namespace
