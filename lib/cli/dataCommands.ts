@@ -7,7 +7,7 @@ import type { Checkpoint } from '../checkpoint/types';
 import { describeCalibration } from '../data/windows';
 import type { EngineOptions } from '../engine/engineOptions';
 import { loadWindows } from '../prune/calibration';
-import { perplexityBatches, scoreBatches, type BatchedPerplexity } from '../prune/strategies/passes';
+import { perplexityBatches, scoreBatches, type Batch, type BatchedPerplexity } from '../prune/strategies/passes';
 import type { LayerScores } from '../scoring/scoreLayers';
 import { flag, type Parsed } from './args';
 import { listOption, parseCalibOptions } from './calibOptions';
@@ -21,17 +21,28 @@ export interface DataRun<T> {
   sources: string[];
 }
 
-/** `score MODEL --calib DATA`: every layer's scores on the calibration windows. */
-export async function scoreCalibration(command: string, ckpt: Checkpoint, parsed: Parsed, io: CliIO, engine: EngineOptions): Promise<DataRun<LayerScores>> {
+/** Scores every layer over `batches`, with the progress line on stderr (unless --quiet). */
+async function scoreWithProgress(ckpt: Checkpoint, batches: readonly Batch[], parsed: Parsed, io: CliIO, engine: EngineOptions, note?: string): Promise<LayerScores> {
   const progress = progressLine(io, flag(parsed, 'quiet'));
-  const data = await loadWindows(ckpt, listOption(parsed, 'calib') as string[], parseCalibOptions(command, parsed), 'calibration data');
-  const description = describeCalibration(data.summary);
-  progress.note(`calibration: ${description}`);
+  if (note) progress.note(note);
   try {
-    return { result: await scoreBatches(ckpt, data.batches, { engine, onProgress: progress.update }), description, sources: data.sources };
+    return await scoreBatches(ckpt, batches, { engine, onProgress: progress.update });
   } finally {
     progress.clear();
   }
+}
+
+/** `score MODEL --tokens FILE`: every layer's scores on the file's sequences, as one batch. */
+export function scoreTokenSequences(ckpt: Checkpoint, sequences: readonly number[][], parsed: Parsed, io: CliIO, engine: EngineOptions): Promise<LayerScores> {
+  return scoreWithProgress(ckpt, [sequences.map((s) => Int32Array.from(s))], parsed, io, engine);
+}
+
+/** `score MODEL --calib DATA`: every layer's scores on the calibration windows. */
+export async function scoreCalibration(command: string, ckpt: Checkpoint, parsed: Parsed, io: CliIO, engine: EngineOptions): Promise<DataRun<LayerScores>> {
+  const data = await loadWindows(ckpt, listOption(parsed, 'calib') as string[], parseCalibOptions(command, parsed), 'calibration data');
+  const description = describeCalibration(data.summary);
+  const result = await scoreWithProgress(ckpt, data.batches, parsed, io, engine, `calibration: ${description}`);
+  return { result, description, sources: data.sources };
 }
 
 /** `eval MODEL --data DATA`: perplexity on the windows, with `skipLayers` skipped. */

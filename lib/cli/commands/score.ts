@@ -1,12 +1,12 @@
 /** `shortgpt-native score MODEL --tokens FILE`: every layer's Block Influence, ranked. */
 import { openCheckpoint } from '../../checkpoint/checkpoint';
 import { readTokenFile } from '../../data/tokenFile';
-import { scoreLayers, type LayerScores } from '../../scoring/scoreLayers';
+import type { LayerScores } from '../../scoring/scoreLayers';
 import { flag, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
-import type { CliIO, Command } from '../command';
+import type { Command } from '../command';
 import { UsageError } from '../../errors';
 import { CALIB_OPTION_HELP, CALIB_OPTION_SPEC } from '../calibOptions';
-import { scoreCalibration } from '../dataCommands';
+import { scoreCalibration, scoreTokenSequences } from '../dataCommands';
 import { ENGINE_OPTION_HELP, ENGINE_OPTION_SPEC, resolveCommandEngine } from '../engineOption';
 
 export interface ScoreRow {
@@ -31,11 +31,6 @@ export function rankRows(scores: LayerScores): ScoreRow[] {
     rank: rank.get(l.layer)!,
     tokens: l.tokens,
   }));
-}
-
-function progressWriter(io: CliIO): ((p: { layer: number; layers: number; sequencesDone: number; sequencesTotal: number }) => void) | undefined {
-  if (!io.stderr.isTTY) return undefined;
-  return (p) => io.stderr.write(`\rlayer ${p.layer + 1}/${p.layers}  sequences ${p.sequencesDone}/${p.sequencesTotal}   `);
 }
 
 export const scoreCommand: Command = {
@@ -77,10 +72,7 @@ ${CALIB_OPTION_HELP}`,
     const ckpt = await openCheckpoint(modelDir);
     let scores: LayerScores;
     if (tokensFile !== undefined) {
-      const sequences = await readTokenFile(tokensFile, ckpt.config.vocabSize);
-      const onProgress = flag(parsed, 'quiet') ? undefined : progressWriter(io);
-      scores = await scoreLayers(ckpt, sequences, { ...engine, onProgress });
-      if (onProgress) io.stderr.write('\n');
+      scores = await scoreTokenSequences(ckpt, await readTokenFile(tokensFile, ckpt.config.vocabSize), parsed, io, engine);
     } else {
       scores = (await scoreCalibration('score', ckpt, parsed, io, engine)).result;
     }
