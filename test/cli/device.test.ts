@@ -13,7 +13,8 @@ import { resetCudaProbe } from '../../lib/engine/device';
 import { prune } from '../../lib/prune/prune';
 import type { PruneReport } from '../../lib/report/types';
 import { capture } from '../helpers/io';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { stories260kDir } from '../helpers/paths';
+import { loadGoldenTokens } from '../helpers/golden';
 
 const missingCudaLib = '/nonexistent/shortgpt-device-test/libshortgpt_cuda.so';
 let savedCudaLib: string | undefined;
@@ -26,7 +27,7 @@ beforeAll(() => {
   resetCudaProbe();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shortgpt-device-test-'));
   // Six golden windows: enough for every command, small enough to keep this file quick.
-  const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k-tokens.json'), 'utf8')) as number[][];
+  const golden = loadGoldenTokens();
   tokensFile = path.join(tmp, 'tokens.json');
   fs.writeFileSync(tokensFile, JSON.stringify(golden.slice(0, 6)));
 });

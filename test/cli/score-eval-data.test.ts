@@ -3,20 +3,13 @@
  * token windows (a JSON file of id arrays, each <= 256 tokens, so one window each) they
  * reproduce the golden float64 Block Influence and perplexity, and --json is one document.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { main } from '../../lib/cli/main';
 import { capture } from '../helpers/io';
 import { sharedDir, stories260kDir } from '../helpers/paths';
+import { goldenTokensFile as tokensFile, loadGolden } from '../helpers/golden';
 
-const tokensFile = path.join(sharedDir, 'golden', 'stories260k-tokens.json');
-const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k.json'), 'utf8')) as {
-  tokensCount: number;
-  predictedCount: number;
-  layers: { layer: number; bi: number; angular: number; relmag: number }[];
-  perplexity: number;
-  perplexitySkipping: Record<string, number>;
-};
+const golden = loadGolden();
 
 it('score --calib GOLDEN_WINDOWS --json reproduces the golden BI, angular distance and relative magnitude', async () => {
   const io = capture();

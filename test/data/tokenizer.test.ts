@@ -4,6 +4,7 @@ import { readCalibrationDocuments, tokenizeDocuments } from '../../lib/data/sour
 import { loadTokenizer } from '../../lib/data/tokenizer';
 import { sharedDir, stories260kDir } from '../helpers/paths';
 import { tmpDir } from './fixtures';
+import { loadGoldenTokens } from '../helpers/golden';
 
 const validTxt = path.join(sharedDir, 'data', 'tinystories-valid.txt');
 
@@ -22,7 +23,7 @@ describe('loadTokenizer on stories260k', () => {
     // golden/README.md: stories from tinystories-valid.txt, BOS added, each truncated to 256.
     // data/README.md: the file's first story is a truncated fragment (" Spot. Spot saw ...");
     // the golden set starts at the first complete story, so it is documents 1..24.
-    const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k-tokens.json'), 'utf8')) as number[][];
+    const golden = loadGoldenTokens();
     const tok = await loadTokenizer(stories260kDir);
     const docs = await tokenizeDocuments(await readCalibrationDocuments([validTxt]), { vocabSize: 512, tokenizer: tok });
     expect(docs).toHaveLength(189);

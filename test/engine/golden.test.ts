@@ -13,20 +13,11 @@ import { main } from '../../lib/cli/main';
 import { perplexity } from '../../lib/eval/perplexity';
 import { scoreLayers, type LayerScores } from '../../lib/scoring/scoreLayers';
 import { capture } from '../helpers/io';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { stories260kDir } from '../helpers/paths';
+import { goldenTokensFile as tokensFile, loadGolden, loadGoldenTokens } from '../helpers/golden';
 
-interface Golden {
-  tokensCount: number;
-  predictedCount: number;
-  layers: { layer: number; bi: number; angular: number; relmag: number }[];
-  perplexity: number;
-  perplexitySkipping: Record<string, number>;
-  logitsSum: number;
-}
-
-const tokensFile = path.join(sharedDir, 'golden', 'stories260k-tokens.json');
-const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k.json'), 'utf8')) as Golden;
-const tokens = JSON.parse(fs.readFileSync(tokensFile, 'utf8')) as number[][];
+const golden = loadGolden();
+const tokens = loadGoldenTokens();
 
 let ckpt: Checkpoint;
 let scores1: LayerScores;

@@ -13,13 +13,14 @@ import { generateCheckpoint, type GenerateOptions } from '../../scripts/generate
 import { rewriteCheckpoint } from '../../lib/prune/rewrite';
 import { scoreLayers } from '../../lib/scoring/scoreLayers';
 import { perplexity } from '../../lib/eval/perplexity';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { stories260kDir } from '../helpers/paths';
 import { randomSequences } from '../reference/sequences';
+import { loadGoldenTokens } from '../helpers/golden';
 
 const VOCAB = 96;
 const sequences = randomSequences([3, 41, 77, 130], VOCAB, 11);
 /** The first 4 golden stories (up to 256 tokens each) for the real model. */
-const stories = (JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k-tokens.json'), 'utf8')) as number[][]).slice(0, 4);
+const stories = (loadGoldenTokens()).slice(0, 4);
 
 const generated: { name: string; opts: GenerateOptions; skip: number[] }[] = [
   { name: 'llama-f32', opts: { architecture: 'LlamaForCausalLM', dtype: 'F32', layers: 5, vocabSize: VOCAB, maxPositionEmbeddings: 256 }, skip: [1, 3] },

@@ -13,9 +13,10 @@ import type { Checkpoint } from '../../lib/checkpoint/types';
 import { embeddingRef, layerTensorRefs, nativeModelSpec } from '../../lib/engine/modelSpec';
 import { EngineSession, type LayerProgress } from '../../lib/engine/session';
 import { scoreLayers } from '../../lib/scoring/scoreLayers';
-import { repoRoot, sharedDir, stories260kDir } from '../helpers/paths';
+import { repoRoot, stories260kDir } from '../helpers/paths';
+import { loadGoldenTokens } from '../helpers/golden';
 
-const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k-tokens.json'), 'utf8')) as number[][];
+const golden = loadGoldenTokens();
 
 let ckpt: Checkpoint;
 beforeAll(async () => {

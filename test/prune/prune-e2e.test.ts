@@ -16,13 +16,11 @@ import { loadWindows } from '../../lib/prune/calibration';
 import { prune, type PruneOptions } from '../../lib/prune/prune';
 import type { PruneReport } from '../../lib/report/types';
 import { sharedDir, stories260kDir } from '../helpers/paths';
+import { loadGolden, loadGoldenTokens } from '../helpers/golden';
 
 const text = path.join(sharedDir, 'data', 'tinystories-valid.txt');
-const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k.json'), 'utf8')) as {
-  layers: { layer: number; bi: number }[];
-  perplexitySkipping: Record<string, number>;
-};
-const goldenTokens = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k-tokens.json'), 'utf8')) as number[][];
+const golden = loadGolden();
+const goldenTokens = loadGoldenTokens();
 const goldenOrder = [...golden.layers].sort((a, b) => a.bi - b.bi).map((l) => l.layer);
 const base: PruneOptions = { calib: text, samples: 24, seed: 0, eval: text, evalOptions: { samples: 16, seed: 1 }, threads: 2 };
 

@@ -6,12 +6,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { rewriteCheckpoint } from '../../lib/prune/rewrite';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { stories260kDir } from '../helpers/paths';
 import { referencePerplexity } from '../reference/forward64';
 import { tempRoot } from './helpers/rawCheckpoint';
+import { loadGolden, loadGoldenTokens } from '../helpers/golden';
 
-const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k.json'), 'utf8')) as { perplexitySkipping: Record<string, number> };
-const sequences = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k-tokens.json'), 'utf8')) as number[][];
+const golden = loadGolden();
+const sequences = loadGoldenTokens();
 
 let root: string;
 beforeAll(() => {

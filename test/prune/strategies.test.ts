@@ -19,9 +19,10 @@ import { scoreBatches } from '../../lib/prune/strategies/passes';
 import { toMetricScores } from '../../lib/report/buildReport';
 import { scoreLayers } from '../../lib/scoring/scoreLayers';
 import { referenceHiddenStates } from '../reference/forward64';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { stories260kDir } from '../helpers/paths';
+import { loadGoldenTokens } from '../helpers/golden';
 
-const tokens = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k-tokens.json'), 'utf8')) as number[][];
+const tokens = loadGoldenTokens();
 const batch = tokens.map((t) => Int32Array.from(t));
 const threads = 2;
 

@@ -5,25 +5,16 @@
  * below 6e-15 (statistics) and 2.3e-14 relative (perplexities, logits checksum); the limit is
  * 1e-12.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { stories260kDir } from '../helpers/paths';
 import { referencePerplexity, referenceScores } from './forward64';
+import { loadGolden, loadGoldenTokens } from '../helpers/golden';
 
-interface Golden {
-  tokensCount: number;
-  predictedCount: number;
-  layers: { layer: number; bi: number; angular: number; relmag: number }[];
-  perplexity: number;
-  perplexitySkipping: Record<string, number>;
-  logitsSum: number;
-}
 
 /** Absolute for the O(1) statistics, relative for perplexity and the checksum. */
 const TOL = 1e-12;
 
-const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k.json'), 'utf8')) as Golden;
-const sequences = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k-tokens.json'), 'utf8')) as number[][];
+const golden = loadGolden();
+const sequences = loadGoldenTokens();
 
 describe('float64 reference vs golden stories260k values', () => {
   test('per-layer BI, angular distance and relative magnitude', () => {

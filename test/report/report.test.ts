@@ -1,21 +1,15 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { buildReport, rankLayers } from '../../lib/report/buildReport';
 import { renderBlockInfluenceChart, CHART_COLORS } from '../../lib/report/chart';
 import { formatLayerList, llamaCppPruneLayers, mergekitSlices } from '../../lib/report/cuts';
 import { reportFiles } from '../../lib/report/files';
 import { renderReportMarkdown } from '../../lib/report/markdown';
 import { niceTicks } from '../../lib/report/svg';
-import type { MetricScores, ReportInput } from '../../lib/report/types';
+import type { ReportInput } from '../../lib/report/types';
 import type { CalibrationSummary } from '../../lib/data/windows';
-import { sharedDir } from '../helpers/paths';
 import { parseXml } from './xml';
+import { loadGolden } from '../helpers/golden';
 
-const golden = JSON.parse(fs.readFileSync(path.join(sharedDir, 'golden', 'stories260k.json'), 'utf8')) as {
-  layers: (MetricScores & { layer: number })[];
-  perplexity: number;
-  perplexitySkipping: Record<string, number>;
-};
+const golden = loadGolden();
 const summary: CalibrationSummary = { documents: 24, tokens: 6110, windows: 24, windowsAvailable: 24, tokensUsed: 6110, seqLen: 256, stride: 256, samples: null, seed: null };
 
 function input(over: Partial<ReportInput> = {}): ReportInput {
