@@ -108,10 +108,16 @@ export interface NativeSession {
   readonly totalTokens: number;
   readonly sequenceCount: number;
   embed(table: NativeTensorRef): Promise<void>;
-  /** weights: role (LayerTensorRole) -> tensor. onProgress(layer, sequencesDone, sequencesTotal). */
+  /**
+   * weights: role (LayerTensorRole) -> tensor. onProgress(layer, sequencesDone, sequencesTotal).
+   * next: the weights of the layer that will run after this one, a prefetch hint (the CUDA
+   * backend copies them while this layer computes; the CPU backend ignores it). A `next` that
+   * fails validation is ignored here and reported when it runs.
+   */
   forwardLayer(
     layer: number, weights: Record<string, NativeTensorRef>,
     onProgress?: (layer: number, done: number, total: number) => void,
+    next?: Record<string, NativeTensorRef>,
   ): Promise<NativeLayerStats>;
   nll(finalNorm: NativeTensorRef, lmHead: NativeTensorRef): Promise<NativeNllStats>;
   lastTokenStates(): NativeLastTokenStates;
@@ -135,7 +141,8 @@ export interface NativeCudaDevice {
   computeCapability: string;
   multiprocessors: number;
   totalBytes: number;
-  freeBytes: number;
+  /** Not reported by cudaInfo(): asking creates a CUDA context on every device it asks. */
+  freeBytes?: number;
 }
 
 /**

@@ -13,7 +13,9 @@ Cases: generated Llama / Qwen2 (q/k/v biases) / Qwen3 (q/k norm, head_dim != hid
 Mistral (sliding window) / Baichuan (W_pack) / llama3 and linear RoPE scaling, head_dim 8..256, in
 F32 (exact GEMM: BI and angular within 1e-4), BF16 and F16 (within 2e-3), perplexity within 1e-3
 relative; several sequences of uneven lengths, chunked (batchTokens) and not; run-to-run bit
-identity; ERR_CUDA_OOM; and stories260k against the golden values. Exit status 1 on any failure.
+identity; residual restore (sized to expose a racing copy); ERR_CUDA_OOM, and a constructor
+failing at each of its allocations (SHORTGPT_CUDA_FAIL_ALLOC) without leaking; F32 weights
+converted to BF16 in pieces; and stories260k against the golden values. Exit 1 on any failure.
 """
 import argparse
 import ctypes as C
@@ -93,6 +95,7 @@ Api = type("Api", (C.Structure,), {"_fields_": [
     ("sessionDestroy", C.CFUNCTYPE(None, P)),
     ("gemmPeakTflops", C.CFUNCTYPE(C.c_int, C.c_int, C.c_int, C.c_int, C.POINTER(C.c_double))),
     ("sessionWriteHidden", C.CFUNCTYPE(C.c_int, P, P, C.c_int64)),
+    ("deviceMemory", C.CFUNCTYPE(C.c_int, C.c_int, C.POINTER(C.c_uint64), C.POINTER(C.c_uint64))),
 ]})
 
 
@@ -341,6 +344,66 @@ def residual_round_trip(api, model, seqs):
     finally:
         api.sessionDestroy(sess)
 
+
+def device_free_bytes(api, device=0):
+    free, total = C.c_uint64(), C.c_uint64()
+    check(api, api.deviceMemory(device, C.byref(free), C.byref(total)))
+    return free.value
+
+
+def rss_bytes():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def injected_constructor_failures(api, model, seqs):
+    """SHORTGPT_CUDA_FAIL_ALLOC=n fails the session's n-th device allocation (ERR_CUDA_OOM) inside
+    the constructor, after its streams, events, cuBLAS handle and 2 x 64 MiB of pinned memory exist.
+    Repeating that must leak neither pinned host memory (a leak: +128 MiB of RSS per failure) nor
+    device memory. Returns (failures seen, expected, RSS growth, device free-memory drop, detail)."""
+    cfg = model["cfg"]
+    spec = Spec(hiddenSize=cfg["hidden"], intermediateSize=cfg["inter"], numHeads=cfg["numHeads"],
+                numKvHeads=cfg["numKvHeads"], headDim=cfg["headDim"], vocabSize=cfg["vocab"], rmsNormEps=cfg["eps"],
+                ropeTheta=cfg["ropeTheta"], ropeFactor=1.0, gemmF32=GEMM_EXACT)
+    toks = np.ascontiguousarray(np.concatenate([np.array(s, dtype=np.int32) for s in seqs]))
+    lens = np.array([len(s) for s in seqs], dtype=np.int64)
+
+    def create():
+        sess = P()
+        rc = api.sessionCreate(C.byref(spec), toks.ctypes.data, lens.ctypes.data, len(seqs), C.byref(sess))
+        if rc == 0:
+            api.sessionDestroy(sess)
+            return None
+        return api.lastErrorCode().decode(), api.lastErrorMessage().decode()
+
+    create()  # warm: the runtime's and cuBLAS's one-off allocations are not a leak
+    rss0, free0 = rss_bytes(), device_free_bytes(api)
+    seen, rounds, detail = 0, 0, ""
+    try:
+        for _ in range(2):
+            for n in range(1, 16):  # the constructor makes 15 device allocations
+                os.environ["SHORTGPT_CUDA_FAIL_ALLOC"] = str(n)
+                err = create()
+                rounds += 1
+                if err and err[0] == "ERR_CUDA_OOM" and "SHORTGPT_CUDA_FAIL_ALLOC" in err[1]:
+                    seen += 1
+                elif not detail:
+                    detail = f"n={n}: {err}"
+    finally:
+        del os.environ["SHORTGPT_CUDA_FAIL_ALLOC"]
+    ok_after = create() is None  # and a session still builds afterwards
+    return seen, rounds, rss_bytes() - rss0, free0 - device_free_bytes(api), ok_after, detail
+
+
+def as_f32(model):
+    """The same values stored as F32 (exact when they came from a BF16 model)."""
+    conv = lambda w: W(w.f64.astype(np.float32), F32)
+    return {"cfg": model["cfg"], "embed": conv(model["embed"]), "norm": conv(model["norm"]),
+            "lmHead": conv(model["lmHead"]), "layers": [{k: conv(v) for k, v in lw.items()} for lw in model["layers"]]}
+
 # ---------------------------------------------------------------- generated architectures
 
 
@@ -495,6 +558,25 @@ def main():
     model = make_model(rng, "llama", F32, layers=2)
     seqs = seqs_for(model["cfg"]["vocab"])
     rep.expect("residual read/write round trip", residual_round_trip(api, model, seqs))
+    # The same with 4 MiB of residuals: a restore that raced the next layer's kernels (a copy on
+    # the legacy stream, issue 16) shows up as different sums.
+    model = make_model(rng, "llama", F32, hidden=512, heads=4, kv=2, inter=256, layers=2)
+    rep.expect("residual round trip, 2048 x 512", residual_round_trip(api, model, [list(rng.integers(0, 101, 512)) for _ in range(4)]))
+    # A constructor that fails half-way (injected ERR_CUDA_OOM at each allocation) leaks nothing.
+    model = make_model(rng, "llama", F32, layers=1)
+    seen, rounds, rss_grew, dev_dropped, ok_after, detail = injected_constructor_failures(api, model, seqs_for(101))
+    rep.expect("constructor failures: ERR_CUDA_OOM each time", seen == rounds, f"{seen}/{rounds} {detail}")
+    rep.expect("constructor failures leak no pinned memory", rss_grew < (512 << 20),
+               f"RSS +{rss_grew / 2**20:.0f} MiB over {rounds} failures (a leak: +128 MiB each)")
+    rep.expect("constructor failures leak no device memory", dev_dropped < (64 << 20) and ok_after,
+               f"device free -{dev_dropped / 2**20:.0f} MiB; a session builds afterwards: {ok_after}")
+    # F32 weights computed in BF16 are converted on the device through a fixed 64 MiB buffer, in
+    # pieces: lm_head [36000, 512] (70 MiB in F32) takes two uneven ones. BF16 values stored as
+    # F32 convert exactly, so the BF16 reference applies.
+    big = make_model(rng, "llama", BF16, hidden=512, heads=4, kv=2, vocab=36000, layers=1)
+    seqs = [list(rng.integers(0, 36000, n)) for n in (60, 23)]
+    rep.compare("f32 -> bf16 conversion in 64 MiB pieces", engine(api, as_f32(big), seqs, gemm=GEMM_BF16),
+                reference(big, seqs), 2e-3, 1e-3)
     # Out of memory is ERR_CUDA_OOM naming the bytes and the remedy.
     huge = make_model(rng, "llama", BF16, layers=1)
     huge["cfg"]["hidden"] = 1 << 20  # activations alone: 1M x tokens x 4 bytes

@@ -12,6 +12,9 @@
 #      PyTorch peer on the same shapes; prints the table
 # Written to finish in under 5 minutes on an H200. Logs go to $OUT (when set) or .gpu/out/.
 # SHORTGPT_GPU_SANITIZE=1 adds compute-sanitizer memcheck + racecheck on a quick parity subset.
+# At most 8 files go to $OUT in every mode (the device tool returns no more): gpu.txt, build.log
+# (cmake + build), parity.log, sanitizer.log (memcheck + racecheck), peak.json, bench.jsonl,
+# peer.jsonl, addon.log.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -50,8 +53,8 @@ say "build (SHORTGPT_CUDA=on)"
 t0=$(date +%s)
 gen=(); command -v ninja >/dev/null && gen=(-G Ninja)
 cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DSHORTGPT_CUDA=on \
-  -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$build/Release" >"$out/cmake.log" 2>&1 || { tail -30 "$out/cmake.log"; exit 4; }
-cmake --build "$build" --target shortgpt_cuda shortgpt_cuda_bench -j "$(nproc)" >"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 4; }
+  -DCMAKE_LIBRARY_OUTPUT_DIRECTORY="$build/Release" >"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 4; }
+cmake --build "$build" --target shortgpt_cuda shortgpt_cuda_bench -j "$(nproc)" >>"$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 4; }
 lib="$build/Release/libshortgpt_cuda.so"
 bench="$build/Release/shortgpt_cuda_bench"
 echo "built in $(( $(date +%s) - t0 )) s: $lib"
@@ -64,15 +67,21 @@ if [ "$parity_rc" = 2 ]; then echo "gpu-check: FAIL: no usable CUDA device (see 
 
 # Out-of-bounds accesses and races in the kernels (Firecracker machines; gVisor refuses the device).
 # Opt-in (SHORTGPT_GPU_SANITIZE=1): up to 4 more minutes, so it goes in a second run of the script.
+# Both tools write one log, sanitizer.log, each section headed by its tool: a file per tool made
+# 9 files in $OUT, one more than the device tool returns.
 if [ "${SHORTGPT_GPU_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer >/dev/null; then
+  : >"$out/sanitizer.log"
   for tool in memcheck racecheck; do
     say "compute-sanitizer --tool $tool (quick parity)"
+    part="$(mktemp)"
     timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 python3 scripts/cuda_parity.py --lib "$lib" --quick \
-      >"$out/sanitizer-$tool.log" 2>&1
+      >"$part" 2>&1
     rc=$?
-    tail -4 "$out/sanitizer-$tool.log"
-    if grep -q "Device not supported\|LibraryNotLoaded" "$out/sanitizer-$tool.log"; then echo "(sanitizer unavailable on this runtime)";
+    { echo "==== compute-sanitizer --tool $tool: rc $rc"; cat "$part"; } >>"$out/sanitizer.log"
+    tail -4 "$part"
+    if grep -q "Device not supported\|LibraryNotLoaded" "$part"; then echo "(sanitizer unavailable on this runtime)";
     elif [ $rc != 0 ]; then echo "compute-sanitizer $tool: rc $rc"; fail=1; fi
+    rm -f "$part"
   done
 fi
 
@@ -90,11 +99,19 @@ for spec in "S 64 2048 0" "M 64 2048 0" "7B 64 2048 0" "70B 64 2048 8"; do
   timeout 120 "$bench" "${args[@]}" | tee -a "$out/bench.jsonl" || { echo "benchmark $1 failed"; fail=1; }
 done
 
-say "PyTorch peer (bf16, sdpa)"
+# The peer runs in the dtype the benchmark's weights have (shortgpt_cuda_bench: synthetic BF16,
+# BF16 GEMMs), so every ratio compares like with like. The 7B pass in bf16: ~1.8e15 FLOP (~3 s
+# at 600 TFLOP/s) and ~50 GB (33 kept [64, 2048, 4096] states of 1 GiB, one layer's weights,
+# MLP temporaries); 1 warm-up + 2 runs fit the 90 s slot. In fp32 it would need ~98 GB and ~35 s
+# a pass, which is why the dtype must follow the run.
+bench_dtype=bf16
+peer="$root/scripts/torch_peer.py"  # the project's own peer; .gpu/torch_peer.py (gpu-prepare.sh) otherwise
+[ -f "$peer" ] || peer="$data/torch_peer.py"
+say "PyTorch peer ($bench_dtype, sdpa: $peer)"
 : >"$out/peer.jsonl"
 if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
   for s in S M 7B; do
-    timeout 90 python3 "$data/torch_peer.py" --shape "$s" --batch 64 --seq 2048 --device cuda --dtype bf16 --attn sdpa \
+    timeout 90 python3 "$peer" --shape "$s" --batch 64 --seq 2048 --device cuda --dtype "$bench_dtype" --attn sdpa \
       --runs 2 --warmup 1 2>&1 | grep '"summary"' | tee -a "$out/peer.jsonl" || echo "peer $s failed (out of memory or time?)"
   done
 else

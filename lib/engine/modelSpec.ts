@@ -41,6 +41,18 @@ export function layerTensorRefs(ckpt: Checkpoint, layer: number): Record<string,
   return out;
 }
 
+/**
+ * The tensors of the first layer after `layer` that `runs` (default: every layer), or undefined
+ * when none is left: forwardLayer's `next`, which lets the CUDA backend copy that layer in while
+ * this one computes.
+ */
+export function nextLayerRefs(
+  ckpt: Checkpoint, layer: number, runs: (l: number) => boolean = () => true,
+): Record<string, NativeTensorRef> | undefined {
+  for (let l = layer + 1; l < ckpt.config.numHiddenLayers; l++) if (runs(l)) return layerTensorRefs(ckpt, l);
+  return undefined;
+}
+
 function globalTensor(ckpt: Checkpoint, name: string): NativeTensorRef {
   const t = ckpt.tensors.get(name);
   if (!t) throw new ShortGptError('ERR_TENSOR_MISSING', `${ckpt.dir}: tensor '${name}' is missing`);

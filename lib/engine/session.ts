@@ -10,6 +10,7 @@ import { ShortGptError } from '../errors';
 import { loadBinding } from './binding';
 import type { EngineOptions } from './engineOptions';
 
+/** Token id sequences (plain arrays or Int32Arrays); every id below the model's vocab size. */
 export type TokenSequences = ReadonlyArray<ReadonlyArray<number> | Int32Array>;
 
 export interface EngineSessionOptions extends EngineOptions {
@@ -29,6 +30,11 @@ export interface RunOptions {
 
 export interface ForwardOptions extends RunOptions {
   onProgress?: (p: LayerProgress) => void;
+  /**
+   * The weights of the layer the caller runs next (undefined after the last one): the CUDA
+   * backend reads and copies them while this layer computes instead of on the critical path.
+   */
+  next?: Record<string, NativeTensorRef>;
 }
 
 export function defaultThreads(): number {
@@ -113,7 +119,7 @@ export class EngineSession {
     const cb = onProgress
       ? (l: number, done: number, total: number): void => onProgress({ layer: l, sequencesDone: done, sequencesTotal: total })
       : undefined;
-    return this.run(options.signal, () => this.native.forwardLayer(layer, weights, cb));
+    return this.run(options.signal, () => this.native.forwardLayer(layer, weights, cb, options.next));
   }
 
   nll(finalNorm: NativeTensorRef, lmHead: NativeTensorRef, options: RunOptions = {}): Promise<NativeNllStats> {

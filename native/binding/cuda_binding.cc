@@ -91,7 +91,8 @@ Napi::Value CudaInfo(const Napi::CallbackInfo& info) {
     o.Set("computeCapability", std::to_string(dev.computeMajor) + "." + std::to_string(dev.computeMinor));
     o.Set("multiprocessors", dev.multiprocessors);
     o.Set("totalBytes", static_cast<double>(dev.totalBytes));
-    o.Set("freeBytes", static_cast<double>(dev.freeBytes));
+    // No freeBytes: asking it creates a CUDA context on the device, and the probe must not do
+    // that on every GPU of the machine (the C ABI's deviceMemory asks one device when needed).
     devices.Set(static_cast<uint32_t>(d), o);
   }
   out.Set("devices", devices);
@@ -128,6 +129,56 @@ uint64_t layerKey(const TensorRef& first) {
   const uint64_t h = std::hash<std::string>{}(first.file) * 1000003u ^ static_cast<uint64_t>(first.offset);
   return h == 0 ? 1 : h;
 }
+
+// One decoder layer as the C ABI takes it, its tensors mapped from their files rather than read:
+// when the device already holds the layer (prefetched during the previous call, or kept
+// resident) nothing is read, and the next layer's pages are read while the GPU computes, inside
+// the session's copy into pinned memory. The mappings live as long as this object: the session
+// reads host memory only during the call.
+class HostLayer {
+ public:
+  explicit HostLayer(const LayerRefs& w) {
+    std::memset(&layer_, 0, sizeof layer_);
+    put(w, "input_layernorm", layer_.inputNorm);
+    put(w, "post_attention_layernorm", layer_.postNorm);
+    put(w, "q_proj", layer_.q);
+    put(w, "k_proj", layer_.k);
+    put(w, "v_proj", layer_.v);
+    put(w, "W_pack", layer_.wPack);
+    put(w, "q_bias", layer_.qBias);
+    put(w, "k_bias", layer_.kBias);
+    put(w, "v_bias", layer_.vBias);
+    put(w, "o_proj", layer_.o);
+    put(w, "o_bias", layer_.oBias);
+    put(w, "q_norm", layer_.qNorm);
+    put(w, "k_norm", layer_.kNorm);
+    put(w, "gate_proj", layer_.gate);
+    put(w, "up_proj", layer_.up);
+    put(w, "down_proj", layer_.down);
+    auto first = w.find(w.count("W_pack") ? "W_pack" : "q_proj");
+    if (first != w.end()) layer_.cacheKey = layerKey(first->second);
+  }
+  const ShortGptCudaLayer* get() const { return &layer_; }
+  // Starts reading the layer's pages in the background (it will be copied soon).
+  void willNeed() const {
+    for (const auto& m : maps_) m->willNeed();
+  }
+
+ private:
+  void put(const LayerRefs& w, const char* role, ShortGptCudaTensor& slot) {
+    auto it = w.find(role);
+    if (it == w.end()) return;
+    const TensorRef& ref = it->second;
+    maps_.push_back(std::make_unique<MappedTensor>(ref));
+    slot.data = maps_.back()->data();
+    slot.dtype = sgDtype(ref.dtype);
+    slot.rows = ref.shape.empty() ? 1 : ref.shape[0];
+    slot.cols = ref.shape.size() >= 2 ? ref.shape[1] : 1;
+  }
+
+  ShortGptCudaLayer layer_;
+  std::vector<std::unique_ptr<MappedTensor>> maps_;
+};
 
 // While a long GPU call runs, polls the RunControl and forwards a cancellation to the CUDA
 // session, which stops at its next chunk boundary with ERR_ABORTED (the C ABI cannot poll a
@@ -213,40 +264,22 @@ class CudaBackend final : public Backend {
     check(api_->sessionEmbed(session_, &t.view));
   }
 
-  LayerStats forwardLayer(const LayerRefs& w, const RunControl& ctl) override {
+  LayerStats forwardLayer(const LayerRefs& w, const RunControl& ctl) override { return forwardLayerWithNext(w, nullptr, ctl); }
+
+  // `next` goes down to the session, which copies it on its second stream while this layer
+  // computes (cuda_session.cc forwardLayer), so the CLI overlaps like the standalone bench.
+  LayerStats forwardLayerWithNext(const LayerRefs& w, const LayerRefs* next, const RunControl& ctl) override {
     ctl.checkCancelled();
-    std::vector<HostTensor> keep;
-    keep.reserve(w.size());
-    ShortGptCudaLayer layer;
-    std::memset(&layer, 0, sizeof layer);
-    auto put = [&](const char* role, ShortGptCudaTensor& slot) {
-      auto it = w.find(role);
-      if (it == w.end()) return;
-      keep.push_back(readHost(it->second));
-      slot = keep.back().view;
-    };
-    put("input_layernorm", layer.inputNorm);
-    put("post_attention_layernorm", layer.postNorm);
-    put("q_proj", layer.q);
-    put("k_proj", layer.k);
-    put("v_proj", layer.v);
-    put("W_pack", layer.wPack);
-    put("q_bias", layer.qBias);
-    put("k_bias", layer.kBias);
-    put("v_bias", layer.vBias);
-    put("o_proj", layer.o);
-    put("o_bias", layer.oBias);
-    put("q_norm", layer.qNorm);
-    put("k_norm", layer.kNorm);
-    put("gate_proj", layer.gate);
-    put("up_proj", layer.up);
-    put("down_proj", layer.down);
-    auto first = w.find(w.count("W_pack") ? "W_pack" : "q_proj");
-    if (first != w.end()) layer.cacheKey = layerKey(first->second);
+    HostLayer layer(w);
+    std::unique_ptr<HostLayer> upcoming;
+    if (next) {
+      upcoming = std::make_unique<HostLayer>(*next);
+      upcoming->willNeed();
+    }
     ShortGptCudaStats st;
     {
       CancelWatch watch(api_, session_, ctl);
-      check(api_->sessionForwardLayer(session_, &layer, nullptr, &st));
+      check(api_->sessionForwardLayer(session_, layer.get(), upcoming ? upcoming->get() : nullptr, &st));
     }
     ctl.checkCancelled();
     LayerStats out;

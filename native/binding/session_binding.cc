@@ -492,16 +492,26 @@ Napi::Value SessionWrap::forwardLayer(const Napi::CallbackInfo& info) {
   if (unavailable(env, &out)) return out;
   int64_t layer = 0;
   LayerRefs refs;
+  // info[3]: the next layer's weights (same shape as info[1]), a prefetch hint; absent = none.
+  auto next = std::make_shared<LayerRefs>();
+  bool hasNext = false;
   try {
     if (!info[0].IsNumber()) throw EngineError("ERR_INVALID_ARG", "forwardLayer: layer index must be a number");
     layer = info[0].As<Napi::Number>().Int64Value();
-    Napi::Object w = object(info[1], "forwardLayer weights");
-    Napi::Array keys = w.GetPropertyNames();
-    for (uint32_t i = 0; i < keys.Length(); ++i) {
-      std::string role = keys.Get(i).As<Napi::String>().Utf8Value();
-      refs[role] = parseTensorRef(w.Get(role), role);
-    }
+    auto parseLayer = [](const Napi::Value& v, const char* what, LayerRefs& out) {
+      Napi::Object w = object(v, what);
+      Napi::Array keys = w.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        std::string role = keys.Get(i).As<Napi::String>().Utf8Value();
+        out[role] = parseTensorRef(w.Get(role), role);
+      }
+    };
+    parseLayer(info[1], "forwardLayer weights", refs);
     if (!info[2].IsUndefined() && !info[2].IsFunction()) throw EngineError("ERR_INVALID_ARG", "forwardLayer: onProgress must be a function");
+    if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsNull()) {
+      parseLayer(info[3], "forwardLayer next-layer weights", *next);
+      hasNext = true;
+    }
   } catch (const EngineError& e) {
     return rejected(env, e.code(), e.what());
   }
@@ -529,7 +539,9 @@ Napi::Value SessionWrap::forwardLayer(const Napi::CallbackInfo& info) {
       if (st != napi_ok) delete ev;
     };
   }
-  auto* job = new Job(this, [session, refs, layer, stats, ctl] { *stats = session->forwardLayer(layer, refs, ctl); },
+  auto* job = new Job(this, [session, refs, layer, stats, ctl, next, hasNext] {
+                        *stats = session->forwardLayer(layer, refs, ctl, hasNext ? next.get() : nullptr);
+                      },
                       [stats](Napi::Env e) -> Napi::Value { return statsToJs(e, *stats); });
   if (hasProgress) job->setProgress(fn);
   job->Queue();

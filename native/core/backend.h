@@ -115,6 +115,13 @@ class Backend {
   virtual void embed(const TensorRef& table, const RunControl& ctl) = 0;
   // Runs every sequence through one decoder layer, replacing the residual stream in place.
   virtual LayerStats forwardLayer(const LayerRefs& weights, const RunControl& ctl) = 0;
+  // The same, told which layer runs next (null: none, or unknown) so that a backend can read and
+  // copy its weights while this one computes (the CUDA backend's second stream). The default
+  // ignores the hint; `next` has passed Session::validateLayer.
+  virtual LayerStats forwardLayerWithNext(const LayerRefs& weights, const LayerRefs* next, const RunControl& ctl) {
+    (void)next;
+    return forwardLayer(weights, ctl);
+  }
   // The whole residual stream [totalTokens, hidden] f32, out of and into the backend (snapshots
   // let a caller resume from a layer boundary without recomputing the layers before it).
   // Not pure, so a backend written before snapshots existed still builds; it reports

@@ -135,12 +135,19 @@ void Session::validateLayer(const LayerRefs& w) const {
   }
 }
 
-LayerStats Session::forwardLayer(int64_t layer, const LayerRefs& weights, const RunControl& ctl) {
+LayerStats Session::forwardLayer(int64_t layer, const LayerRefs& weights, const RunControl& ctl, const LayerRefs* next) {
   checkUsable("forwardLayer");
   if (!embedded_) throw EngineError("ERR_STATE", "forwardLayer: call embed() first");
   validateLayer(weights);
+  if (next) {
+    try {
+      validateLayer(*next);
+    } catch (const EngineError&) {
+      next = nullptr;  // this layer is fine; the bad one fails, naming its tensor, when it runs
+    }
+  }
   return guarded([&] {
-    LayerStats s = backend_->forwardLayer(weights, ctl);
+    LayerStats s = backend_->forwardLayerWithNext(weights, next, ctl);
     keepLastTokens(layer);
     return s;
   });

@@ -32,7 +32,9 @@ class Session {
           const BackendFactory& makeBackend);
 
   void embed(const TensorRef& table, const RunControl& ctl);
-  LayerStats forwardLayer(int64_t layer, const LayerRefs& weights, const RunControl& ctl);
+  // `next`: the weights of the layer the caller will run after this one (null: none), handed to
+  // the backend for prefetching. An invalid `next` is dropped here and reported when it runs.
+  LayerStats forwardLayer(int64_t layer, const LayerRefs& weights, const RunControl& ctl, const LayerRefs* next = nullptr);
   NllStats nll(const TensorRef& finalNorm, const TensorRef& lmHead, const RunControl& ctl);
   const LastTokenStates& lastTokenStates() const { return lastStates_; }
 

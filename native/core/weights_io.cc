@@ -1,6 +1,7 @@
 #include "core/weights_io.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -56,6 +57,39 @@ void TensorReader::read(int64_t byteBegin, int64_t byteCount, void* dst) const {
     if (got == 0) throw EngineError("ERR_IO", "unexpected end of file reading " + where(ref_));
     done += got;
   }
+}
+
+MappedTensor::MappedTensor(const TensorRef& ref) : bytes_(ref.byteLength()) {
+  static const uint8_t kEmpty = 0;
+  data_ = &kEmpty;  // a valid pointer for an empty tensor (null means "absent" to some callers)
+  if (bytes_ <= 0) return;
+  TensorReader reader(ref);  // opens and checks the file size, with the same ERR_IO messages
+  const int fd = ::open(ref.file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    const int64_t page = ::sysconf(_SC_PAGESIZE) > 0 ? ::sysconf(_SC_PAGESIZE) : 4096;
+    const int64_t start = ref.offset - ref.offset % page;
+    const size_t len = static_cast<size_t>(ref.offset + bytes_ - start);
+    void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(start));
+    ::close(fd);  // the mapping keeps the file
+    if (m != MAP_FAILED) {
+      map_ = m;
+      mapBytes_ = len;
+      data_ = static_cast<const uint8_t*>(m) + (ref.offset - start);
+      ::madvise(map_, mapBytes_, MADV_SEQUENTIAL);
+      return;
+    }
+  }
+  copy_.resize(static_cast<size_t>(bytes_));
+  reader.read(0, bytes_, copy_.data());
+  data_ = copy_.data();
+}
+
+MappedTensor::~MappedTensor() {
+  if (map_) ::munmap(map_, mapBytes_);
+}
+
+void MappedTensor::willNeed() const {
+  if (map_) ::madvise(map_, mapBytes_, MADV_WILLNEED);
 }
 
 void readTensorRange(const TensorRef& ref, int64_t byteBegin, int64_t byteCount, void* dst) {

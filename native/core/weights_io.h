@@ -23,6 +23,32 @@ class TensorReader {
   int fd_ = -1;
 };
 
+// A tensor's bytes mapped read-only from its file (mmap), for consumers that copy them once (the
+// CUDA backend's pinned staging): pages are read from disk only when touched, so a layer that
+// turns out to be on the device already costs no read, and willNeed() starts the read-ahead of
+// a layer that will be copied soon, in the background. Falls back to reading the bytes (pread)
+// when the file cannot be mapped. Throws ERR_IO like TensorReader (missing file, tensor past
+// the end of the file). The file must not shrink while mapped (SIGBUS).
+class MappedTensor {
+ public:
+  explicit MappedTensor(const TensorRef& ref);
+  ~MappedTensor();
+  MappedTensor(const MappedTensor&) = delete;
+  MappedTensor& operator=(const MappedTensor&) = delete;
+
+  const void* data() const { return data_; }
+  int64_t byteLength() const { return bytes_; }
+  bool mapped() const { return map_ != nullptr; }
+  void willNeed() const;
+
+ private:
+  void* map_ = nullptr;
+  size_t mapBytes_ = 0;
+  const void* data_ = nullptr;
+  int64_t bytes_ = 0;
+  std::vector<uint8_t> copy_;  // the fallback
+};
+
 // Reads bytes [byteBegin, byteBegin + byteCount) of the tensor `ref` into dst.
 // Throws EngineError ERR_IO naming the tensor and file when the file cannot be opened or read,
 // or when the tensor's bytes would lie past the end of the file.

@@ -1,8 +1,9 @@
 // Causal grouped-query attention on tensor cores (WMMA, BF16/F16 inputs, F32 accumulation and
 // softmax), flash-style like attention.cu: a block = 64 queries of one head (4 warps x 16 rows),
 // keys and values in tiles of 64 through shared memory, online softmax per row. Used when the
-// layer's GEMM dtype is 16-bit and head_dim is a multiple of 16 up to 128 (the common case);
-// otherwise, or with SHORTGPT_CUDA_ATTENTION=simt, the f32 kernel of attention.cu runs.
+// layer's GEMM dtype is 16-bit, head_dim is 16/32/64/96/128 and the block's shared memory fits
+// the device (attention_select.h: not head_dim 128 on sm_86/89/120); otherwise, or with
+// SHORTGPT_CUDA_ATTENTION=simt, the f32 kernel of attention.cu runs.
 //
 // WMMA accumulator layouts are opaque, so the per-row rescaling of the online softmax happens on
 // the warp's output rows kept in shared memory (f32): per key tile, S = Q K^T (mma) -> shared ->
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <string>
 
+#include "cuda/attention_select.h"
 #include "cuda/dtype_device.cuh"
 #include "cuda/errors.h"
 #include "cuda/kernels.h"
@@ -21,22 +23,24 @@ namespace {
 
 using namespace nvcuda;
 
-constexpr int kWarps = 4;
-constexpr int kRows = 16;                 // query rows per warp
-constexpr int kBlockQ = kWarps * kRows;   // 64
-constexpr int kTile = 64;                 // keys per tile
+// The tiling is shared with attention_select.h, which decides from it whether a device's
+// shared memory fits the kernel (host-only, unit-tested without a GPU).
+constexpr int kWarps = kTcWarps;
+constexpr int kRows = kTcRowsPerWarp;     // query rows per warp
+constexpr int kBlockQ = kTcBlockQueries;  // 64
+constexpr int kTile = kTcTileKeys;        // keys per tile
 
 template <typename T>
 struct SmemLayout {
   int hd;
-  __host__ __device__ size_t kOff() const { return 0; }
-  __host__ __device__ size_t vOff() const { return kOff() + sizeof(T) * kTile * hd; }
-  __host__ __device__ size_t qOff() const { return vOff() + sizeof(T) * kTile * hd; }
-  __host__ __device__ size_t sOff() const { return qOff() + sizeof(T) * kBlockQ * hd; }            // f32 [warps][16][64]
-  __host__ __device__ size_t pOff() const { return sOff() + sizeof(float) * kWarps * kRows * kTile; } // T [warps][16][64]
-  __host__ __device__ size_t oOff() const { return pOff() + sizeof(T) * kWarps * kRows * kTile; }   // f32 [warps][16][hd]
-  __host__ __device__ size_t mOff() const { return oOff() + sizeof(float) * kWarps * kRows * hd; }   // f32 [warps][16] x 3
-  __host__ __device__ size_t bytes() const { return mOff() + sizeof(float) * kWarps * kRows * 3; }
+  __host__ __device__ constexpr size_t kOff() const { return 0; }
+  __host__ __device__ constexpr size_t vOff() const { return kOff() + sizeof(T) * kTile * hd; }
+  __host__ __device__ constexpr size_t qOff() const { return vOff() + sizeof(T) * kTile * hd; }
+  __host__ __device__ constexpr size_t sOff() const { return qOff() + sizeof(T) * kBlockQ * hd; }            // f32 [warps][16][64]
+  __host__ __device__ constexpr size_t pOff() const { return sOff() + sizeof(float) * kWarps * kRows * kTile; } // T [warps][16][64]
+  __host__ __device__ constexpr size_t oOff() const { return pOff() + sizeof(T) * kWarps * kRows * kTile; }   // f32 [warps][16][hd]
+  __host__ __device__ constexpr size_t mOff() const { return oOff() + sizeof(float) * kWarps * kRows * hd; }   // f32 [warps][16] x 3
+  __host__ __device__ constexpr size_t bytes() const { return mOff() + sizeof(float) * kWarps * kRows * 3; }
 };
 
 template <typename T>
@@ -178,7 +182,8 @@ __global__ void __launch_bounds__(kWarps * 32) tcAttentionKernel(const T* qkv16,
 
 template <typename T, int HD>
 void launchTc(const void* qkv16, const AttentionArgs& a, cudaStream_t stream) {
-  const size_t smem = SmemLayout<T>{HD}.bytes();
+  constexpr size_t smem = SmemLayout<T>{HD}.bytes();
+  static_assert(smem == tcAttentionSmemBytes(HD, sizeof(T)), "attention_select.h must size this kernel's shared memory");
   SG_CUDA_CHECK(cudaFuncSetAttribute(tcAttentionKernel<T, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   dim3 grid(static_cast<unsigned>((a.length + kBlockQ - 1) / kBlockQ), static_cast<unsigned>(a.numHeads));
   tcAttentionKernel<T, HD><<<grid, kWarps * 32, smem, stream>>>(static_cast<const T*>(qkv16), a);
@@ -198,9 +203,7 @@ void dispatchHd(const void* qkv16, const AttentionArgs& a, cudaStream_t stream) 
 
 }  // namespace
 
-bool tensorCoreAttentionSupports(int headDim, int dt) {
-  return dt != SG_DTYPE_F32 && (headDim == 16 || headDim == 32 || headDim == 64 || headDim == 96 || headDim == 128);
-}
+bool tensorCoreAttentionSupports(int headDim, int dt) { return dt != SG_DTYPE_F32 && tcAttentionHeadDim(headDim); }
 
 void launchAttentionTc(const void* qkv16, const AttentionArgs& a, cudaStream_t stream) {
   if (a.length <= 0) return;

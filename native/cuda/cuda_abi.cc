@@ -84,7 +84,10 @@ int probe(ShortGptCudaProbe* out) {
   bool anyCapable = false;
   for (int d = 0; d < count && d < SHORTGPT_CUDA_MAX_DEVICES; ++d) {
     cudaDeviceProp p{};
-    if (cudaGetDeviceProperties(&p, d) != cudaSuccess) continue;
+    if (cudaGetDeviceProperties(&p, d) != cudaSuccess) {
+      cudaGetLastError();
+      continue;
+    }
     ShortGptCudaDevice& dev = out->devices[d];
     dev.ordinal = d;
     copyText(dev.name, sizeof dev.name, p.name);
@@ -92,9 +95,8 @@ int probe(ShortGptCudaProbe* out) {
     dev.computeMinor = p.minor;
     dev.multiprocessors = p.multiProcessorCount;
     dev.totalBytes = p.totalGlobalMem;
-    size_t freeB = 0, totalB = 0;
-    if (cudaSetDevice(d) == cudaSuccess && cudaMemGetInfo(&freeB, &totalB) == cudaSuccess) dev.freeBytes = freeB;
-    cudaGetLastError();
+    // No cudaMemGetInfo here: it would create a context (hundreds of MB) on every GPU of the
+    // machine at every backend creation. deviceMemory() asks one device when someone needs it.
     if (p.major >= 8) anyCapable = true;
   }
   if (count == 0) {
@@ -160,6 +162,16 @@ void sessionCancel(ShortGptCudaSession* s) {
 
 void sessionDestroy(ShortGptCudaSession* s) { delete s; }
 
+int deviceMemory(int device, uint64_t* freeBytes, uint64_t* totalBytes) {
+  return guarded([&] {
+    SG_CUDA_CHECK(cudaSetDevice(device));
+    size_t f = 0, t = 0;
+    SG_CUDA_CHECK(cudaMemGetInfo(&f, &t));
+    *freeBytes = f;
+    *totalBytes = t;
+  });
+}
+
 int gemmPeakTflops(int device, int size, int reps, double* tflops) {
   return guarded([&] {
     SG_CUDA_CHECK(cudaSetDevice(device));
@@ -212,7 +224,7 @@ int gemmPeakTflops(int device, int size, int reps, double* tflops) {
 const ShortGptCudaApi kApi = {
     SHORTGPT_CUDA_ABI_VERSION, sizeof(ShortGptCudaApi), buildInfo, probe, lastErrorCode, lastErrorMessage,
     sessionCreate, sessionEmbed, sessionForwardLayer, sessionNll, sessionReadHidden, sessionReadRows, sessionTimings,
-    sessionCancel, sessionDestroy, gemmPeakTflops, sessionWriteHidden,
+    sessionCancel, sessionDestroy, gemmPeakTflops, sessionWriteHidden, deviceMemory,
 };
 
 }  // namespace

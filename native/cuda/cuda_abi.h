@@ -50,7 +50,8 @@ typedef struct ShortGptCudaDevice {
   char name[256];
   int computeMajor, computeMinor;
   int multiprocessors;
-  uint64_t totalBytes, freeBytes;
+  uint64_t totalBytes;
+  uint64_t freeBytes; /* always 0 from probe(), which creates no context; see deviceMemory() */
 } ShortGptCudaDevice;
 
 typedef struct ShortGptCudaProbe {
@@ -149,6 +150,10 @@ typedef struct ShortGptCudaApi {
 
   /* Replaces the residual stream [total, hidden] f32 from host memory (resuming from a snapshot). */
   int (*sessionWriteHidden)(ShortGptCudaSession* s, const float* in, int64_t count);
+
+  /* Free and total memory of ONE device (cudaMemGetInfo). This creates a CUDA context on that
+     device (hundreds of MB), which is why probe() does not do it for every device. */
+  int (*deviceMemory)(int device, uint64_t* freeBytes, uint64_t* totalBytes);
 } ShortGptCudaApi;
 
 typedef const ShortGptCudaApi* (*ShortGptCudaApiFn)(void);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "cuda/attention_select.h"
 #include "cuda/errors.h"
 #include "cuda/kernels.h"
 
@@ -57,7 +58,7 @@ CudaSession::CudaSession(const ShortGptCudaSpec& spec, const int32_t* tokens, co
   if (spec.headDim % 2 != 0 || spec.headDim > 256)
     throw CudaFailure("ERR_INVALID_ARG", "head_dim " + std::to_string(spec.headDim) + ": the CUDA backend needs an even head_dim <= 256");
   if (numSequences <= 0) throw CudaFailure("ERR_INVALID_ARG", "a CUDA session needs at least one sequence");
-  if (const char* a = std::getenv("SHORTGPT_CUDA_ATTENTION")) simtAttention_ = std::string(a) == "simt";
+  simtAttention_ = attentionEnvForcesSimt(std::getenv("SHORTGPT_CUDA_ATTENTION"));
   qDim_ = spec.numHeads * spec.headDim;
   kvDim_ = spec.numKvHeads * spec.headDim;
   qkvDim_ = qDim_ + 2 * kvDim_;
@@ -122,19 +123,28 @@ CudaSession::CudaSession(const ShortGptCudaSpec& spec, const int32_t* tokens, co
     }
   }
 
+  // Every resource below is owned by a member (owned.h, DeviceBuffer), so a throw at any step
+  // (ERR_CUDA_OOM on the residual stream, typically) releases what the steps before it made.
   SG_CUDA_CHECK(cudaSetDevice(spec.device));  // no driver or device: ERR_CUDA_UNAVAILABLE
+  arena_.setFailureInjection(std::getenv("SHORTGPT_CUDA_FAIL_ALLOC"));
   const Cublas& blas = cublas();               // ERR_CUBLAS_MISSING, listing what was tried
-  SG_CUDA_CHECK(cudaStreamCreateWithFlags(&compute_, cudaStreamNonBlocking));
-  SG_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_, cudaStreamNonBlocking));
-  SG_CUDA_CHECK(cudaEventCreate(&start_));
-  SG_CUDA_CHECK(cudaEventCreate(&stop_));
-  SG_CUBLAS_CHECK(blas.create(&blas_));
+  int optin = 0;
+  SG_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, spec.device));
+  smemOptin_ = static_cast<size_t>(optin);
+  SG_CUDA_CHECK(cudaStreamCreateWithFlags(computeOwned_.out(), cudaStreamNonBlocking));
+  compute_ = computeOwned_.get();
+  SG_CUDA_CHECK(cudaStreamCreateWithFlags(copyOwned_.out(), cudaStreamNonBlocking));
+  copy_ = copyOwned_.get();
+  SG_CUDA_CHECK(cudaEventCreate(start_.out()));
+  SG_CUDA_CHECK(cudaEventCreate(stop_.out()));
+  SG_CUBLAS_CHECK(blas.create(blasOwned_.out()));
+  blas_ = blasOwned_.get();
   SG_CUBLAS_CHECK(blas.setStream(blas_, compute_));
   // The compute type of each GemmEx call decides TF32 or not; the handle stays at defaults.
   SG_CUBLAS_CHECK(blas.setMathMode(blas_, CUBLAS_DEFAULT_MATH));
   for (int i = 0; i < kStaging; ++i) {
-    SG_CUDA_CHECK(cudaHostAlloc(&pinned_[i], kStagingBytes, cudaHostAllocDefault));
-    SG_CUDA_CHECK(cudaEventCreateWithFlags(&pinnedFree_[i], cudaEventDisableTiming));
+    SG_CUDA_CHECK(cudaHostAlloc(pinned_[i].out(), kStagingBytes, cudaHostAllocDefault));
+    SG_CUDA_CHECK(cudaEventCreateWithFlags(pinnedFree_[i].out(), cudaEventDisableTiming));
   }
 
   tokens_ = arena_.alloc(sizeof(int32_t) * total_, "token ids");
@@ -142,11 +152,15 @@ CudaSession::CudaSession(const ShortGptCudaSpec& spec, const int32_t* tokens, co
   targets_ = arena_.alloc(sizeof(int32_t) * total_, "next-token targets");
   ropeCos_ = arena_.alloc(sizeof(float) * cosT.size(), "RoPE cos table");
   ropeSin_ = arena_.alloc(sizeof(float) * sinT.size(), "RoPE sin table");
-  SG_CUDA_CHECK(cudaMemcpy(tokens_.get(), tokensHost_.data(), sizeof(int32_t) * total_, cudaMemcpyHostToDevice));
-  SG_CUDA_CHECK(cudaMemcpy(positions_.get(), positions.data(), sizeof(int32_t) * total_, cudaMemcpyHostToDevice));
-  SG_CUDA_CHECK(cudaMemcpy(targets_.get(), targets.data(), sizeof(int32_t) * total_, cudaMemcpyHostToDevice));
-  SG_CUDA_CHECK(cudaMemcpy(ropeCos_.get(), cosT.data(), sizeof(float) * cosT.size(), cudaMemcpyHostToDevice));
-  SG_CUDA_CHECK(cudaMemcpy(ropeSin_.get(), sinT.data(), sizeof(float) * sinT.size(), cudaMemcpyHostToDevice));
+  // On compute_, then synchronised: a plain cudaMemcpy runs on the legacy default stream, which
+  // the non-blocking compute_ does not wait for, and from pageable memory it may return before
+  // the bytes reach the device.
+  SG_CUDA_CHECK(cudaMemcpyAsync(tokens_.get(), tokensHost_.data(), sizeof(int32_t) * total_, cudaMemcpyHostToDevice, compute_));
+  SG_CUDA_CHECK(cudaMemcpyAsync(positions_.get(), positions.data(), sizeof(int32_t) * total_, cudaMemcpyHostToDevice, compute_));
+  SG_CUDA_CHECK(cudaMemcpyAsync(targets_.get(), targets.data(), sizeof(int32_t) * total_, cudaMemcpyHostToDevice, compute_));
+  SG_CUDA_CHECK(cudaMemcpyAsync(ropeCos_.get(), cosT.data(), sizeof(float) * cosT.size(), cudaMemcpyHostToDevice, compute_));
+  SG_CUDA_CHECK(cudaMemcpyAsync(ropeSin_.get(), sinT.data(), sizeof(float) * sinT.size(), cudaMemcpyHostToDevice, compute_));
+  SG_CUDA_CHECK(cudaStreamSynchronize(compute_));  // the host vectors die with this constructor
 
   const int64_t I = spec.intermediateSize;
   hidden_ = arena_.alloc(sizeof(float) * total_ * H, "the residual stream [tokens, hidden] f32");
@@ -159,27 +173,16 @@ CudaSession::CudaSession(const ShortGptCudaSpec& spec, const int32_t* tokens, co
   attn_ = arena_.alloc(sizeof(float) * chunkRows_ * qDim_, "attention output of one chunk");
   gu_ = arena_.alloc(sizeof(float) * chunkRows_ * 2 * I, "gate/up projections of one chunk");
   act_ = arena_.alloc(sizeof(float) * chunkRows_ * I, "SwiGLU output of one chunk");
+  raw_ = arena_.alloc(kConvertBytes, "the weight conversion buffer");
 }
 
 CudaSession::~CudaSession() {
   // Nothing here may throw: errors while tearing down are ignored (the process may be exiting).
+  // Work in flight must finish before the members release the buffers it reads (pinned staging,
+  // weight slots); the members then release themselves in reverse declaration order.
   cudaSetDevice(spec_.device);
   if (compute_) cudaStreamSynchronize(compute_);
   if (copy_) cudaStreamSynchronize(copy_);
-  for (auto& s : slots_)
-    if (s->ready) cudaEventDestroy(s->ready);
-  slots_.clear();
-  if (blas_) {
-    try { cublas().destroy(blas_); } catch (...) {}
-  }
-  for (int i = 0; i < kStaging; ++i) {
-    if (pinned_[i]) cudaFreeHost(pinned_[i]);
-    if (pinnedFree_[i]) cudaEventDestroy(pinnedFree_[i]);
-  }
-  if (start_) cudaEventDestroy(start_);
-  if (stop_) cudaEventDestroy(stop_);
-  if (compute_) cudaStreamDestroy(compute_);
-  if (copy_) cudaStreamDestroy(copy_);
 }
 
 void CudaSession::checkCancelled() const {
@@ -193,10 +196,10 @@ void CudaSession::uploadBytes(const void* host, size_t bytes, void* dst) {
     const size_t n = std::min(kStagingBytes, bytes - off);
     const int i = nextPinned_;
     nextPinned_ = (nextPinned_ + 1) % kStaging;
-    SG_CUDA_CHECK(cudaEventSynchronize(pinnedFree_[i]));  // its previous copy has left the buffer
-    std::memcpy(pinned_[i], src + off, n);
-    SG_CUDA_CHECK(cudaMemcpyAsync(d + off, pinned_[i], n, cudaMemcpyHostToDevice, copy_));
-    SG_CUDA_CHECK(cudaEventRecord(pinnedFree_[i], copy_));
+    SG_CUDA_CHECK(cudaEventSynchronize(pinnedFree_[i].get()));  // its previous copy has left the buffer
+    std::memcpy(pinned_[i].get(), src + off, n);
+    SG_CUDA_CHECK(cudaMemcpyAsync(d + off, pinned_[i].get(), n, cudaMemcpyHostToDevice, copy_));
+    SG_CUDA_CHECK(cudaEventRecord(pinnedFree_[i].get(), copy_));
   }
 }
 
@@ -204,13 +207,17 @@ void CudaSession::uploadTensor(const ShortGptCudaTensor& t, void* dst, int dstDt
   const int64_t n = t.rows * t.cols;
   const size_t bytes = size_t(n) * dtypeBytes(t.dtype);
   if (t.dtype == dstDt) return uploadBytes(t.data, bytes, dst);
-  if (raw_.bytes() < bytes) {
-    SG_CUDA_CHECK(cudaStreamSynchronize(copy_));  // the old buffer may still be read by a conversion
-    raw_.reset();
-    raw_ = arena_.alloc(bytes, "the weight conversion buffer");
+  // Piece by piece through the fixed raw_ buffer. Reusing it is safe without waiting: the next
+  // piece's copy into raw_ is queued on copy_ behind the conversion that reads the previous one.
+  const size_t srcEs = dtypeBytes(t.dtype), dstEs = dtypeBytes(dstDt);
+  const int64_t per = static_cast<int64_t>(raw_.bytes() / srcEs);
+  const char* src = static_cast<const char*>(t.data);
+  char* d = static_cast<char*>(dst);
+  for (int64_t at = 0; at < n; at += per) {
+    const int64_t m = std::min(per, n - at);
+    uploadBytes(src + size_t(at) * srcEs, size_t(m) * srcEs, raw_.get());
+    launchConvert(raw_.get(), t.dtype, d + size_t(at) * dstEs, dstDt, m, copy_);
   }
-  uploadBytes(t.data, bytes, raw_.get());
-  launchConvert(raw_.get(), t.dtype, dst, dstDt, n, copy_);
 }
 
 void CudaSession::validateLayer(const ShortGptCudaLayer& w) const {
@@ -264,7 +271,7 @@ LayerSlot& CudaSession::slotFor(const ShortGptCudaLayer& w, const LayerSlot* bus
   if (slots_.size() < maxSlots_) {
     slots_.push_back(std::make_unique<LayerSlot>());
     slot = slots_.back().get();
-    SG_CUDA_CHECK(cudaEventCreateWithFlags(&slot->ready, cudaEventDisableTiming));
+    SG_CUDA_CHECK(cudaEventCreateWithFlags(slot->ready.out(), cudaEventDisableTiming));
   } else {
     for (auto& s : slots_)  // least recently used, never the one computing now
       if (s.get() != busy && (!slot || s->lastUse < slot->lastUse)) slot = s.get();
@@ -323,7 +330,7 @@ void CudaSession::uploadLayer(const ShortGptCudaLayer& w, LayerSlot& s) {
     uploadTensor(w.qNorm, base + s.offQNorm, SG_DTYPE_F32);
     uploadTensor(w.kNorm, base + s.offKNorm, SG_DTYPE_F32);
   }
-  SG_CUDA_CHECK(cudaEventRecord(s.ready, copy_));
+  SG_CUDA_CHECK(cudaEventRecord(s.ready.get(), copy_));
   s.key = w.cacheKey;
   s.valid = true;
 }
@@ -353,8 +360,9 @@ void CudaSession::runChunk(const Chunk& c, const LayerSlot& s) {
   // Attention block: h += o_proj(attention(rope(q), rope(k), v)) on input_layernorm(h).
   launchRmsNorm(h, H, f32(s.offInNorm), spec_.rmsNormEps, rows, H, normed_.get(), s.gemmDt, compute_);
   gemm(base + s.offQkv, s.gemmDt, normed_.get(), rows, H, qkvDim_, qkv_.as<float>(), qkvDim_, false);
-  // Tensor cores for attention when the layer computes in 16 bits and head_dim suits WMMA.
-  const bool tc = !simtAttention_ && tensorCoreAttentionSupports(spec_.headDim, s.gemmDt);
+  // Tensor cores for attention when the layer computes in 16 bits, head_dim suits WMMA and the
+  // kernel's shared memory fits this device (attention_select.h).
+  const bool tc = chooseAttentionKernel(spec_.headDim, s.gemmDt, smemOptin_, simtAttention_) == AttentionKernel::TensorCore;
   if (tc && !qkv16_.get()) qkv16_ = arena_.alloc(size_t(chunkRows_) * qkvDim_ * 2, "16-bit q/k/v of one chunk");
   QkvPostArgs qp{qkv_.as<float>(), rows, positions_.as<int32_t>() + c.begin,
                  s.hasQkvBias ? f32(s.offQkvBias) : nullptr,
@@ -399,7 +407,13 @@ ShortGptCudaStats CudaSession::forwardLayer(const ShortGptCudaLayer& w, const Sh
   checkCancelled();
   if (!embedded_) throw CudaFailure("ERR_STATE", "forwardLayer before embed");
   validateLayer(w);
-  if (next) validateLayer(*next);
+  if (next) {
+    try {
+      validateLayer(*next);
+    } catch (const CudaFailure&) {
+      next = nullptr;  // only a hint: the bad layer fails, naming its tensor, when it runs
+    }
+  }
   SG_CUDA_CHECK(cudaSetDevice(spec_.device));
 
   lastTransferMs_ = lastOverlapMs_ = 0;
@@ -407,19 +421,19 @@ ShortGptCudaStats CudaSession::forwardLayer(const ShortGptCudaLayer& w, const Sh
   if (!slot) {  // not prefetched: the copy is on the critical path
     const auto t0 = std::chrono::steady_clock::now();
     slot = &slotFor(w, nullptr);
-    SG_CUDA_CHECK(cudaEventSynchronize(slot->ready));
+    SG_CUDA_CHECK(cudaEventSynchronize(slot->ready.get()));
     lastTransferMs_ = msSince(t0);
   }
   slot->lastUse = ++useClock_;
-  SG_CUDA_CHECK(cudaStreamWaitEvent(compute_, slot->ready, 0));
+  SG_CUDA_CHECK(cudaStreamWaitEvent(compute_, slot->ready.get(), 0));
 
-  SG_CUDA_CHECK(cudaEventRecord(start_, compute_));
+  SG_CUDA_CHECK(cudaEventRecord(start_.get(), compute_));
   for (const Chunk& c : chunks_) {
     checkCancelled();
     runChunk(c, *slot);
   }
   launchReduceColumns(perToken_.as<double>(), total_, 4, sums_.as<double>(), compute_);
-  SG_CUDA_CHECK(cudaEventRecord(stop_, compute_));
+  SG_CUDA_CHECK(cudaEventRecord(stop_.get(), compute_));
 
   // While the GPU computes, copy the next layer in through the pinned buffers on the copy stream.
   if (next && next->cacheKey != 0 && !findSlot(*next)) {  // keyless layers cannot be matched later
@@ -432,7 +446,7 @@ ShortGptCudaStats CudaSession::forwardLayer(const ShortGptCudaLayer& w, const Sh
   double sums[4];
   SG_CUDA_CHECK(cudaMemcpy(sums, sums_.get(), sizeof sums, cudaMemcpyDeviceToHost));
   float ms = 0;
-  SG_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+  SG_CUDA_CHECK(cudaEventElapsedTime(&ms, start_.get(), stop_.get()));
   lastComputeMs_ = ms;
   return ShortGptCudaStats{static_cast<double>(total_), sums[0], sums[3], sums[1], sums[2]};
 }
@@ -500,8 +514,11 @@ void CudaSession::writeHidden(const float* in, int64_t count) {
     throw CudaFailure("ERR_INVALID_ARG", "writeHidden: the buffer holds " + std::to_string(count) + " floats, expected " +
                                              std::to_string(total_ * spec_.hiddenSize));
   SG_CUDA_CHECK(cudaSetDevice(spec_.device));
+  // On compute_ and synchronised before returning: a legacy-stream cudaMemcpy from pageable
+  // memory may return before the bytes land, and the next forwardLayer's kernels on the
+  // non-blocking compute_ would not wait for it (a restore() could feed them stale residuals).
+  SG_CUDA_CHECK(cudaMemcpyAsync(hidden_.get(), in, sizeof(float) * count, cudaMemcpyHostToDevice, compute_));
   SG_CUDA_CHECK(cudaStreamSynchronize(compute_));
-  SG_CUDA_CHECK(cudaMemcpy(hidden_.get(), in, sizeof(float) * count, cudaMemcpyHostToDevice));
   embedded_ = true;
 }
 

@@ -17,8 +17,37 @@
 #include "cuda/cublas_loader.h"
 #include "cuda/cuda_abi.h"
 #include "cuda/device_memory.h"
+#include "cuda/owned.h"
 
 namespace shortgpt::cuda {
+
+// The session's CUDA resources, each released by its owner (owned.h) on every path out,
+// including a constructor that throws. Release errors are ignored: the process may be exiting.
+struct StreamTraits {
+  using Handle = cudaStream_t;
+  static void release(Handle h) noexcept { cudaStreamDestroy(h); }
+};
+struct EventTraits {
+  using Handle = cudaEvent_t;
+  static void release(Handle h) noexcept { cudaEventDestroy(h); }
+};
+struct PinnedTraits {
+  using Handle = void*;
+  static void release(Handle h) noexcept { cudaFreeHost(h); }
+};
+struct BlasTraits {
+  using Handle = cublasHandle_t;
+  static void release(Handle h) noexcept {
+    try {
+      cublas().destroy(h);
+    } catch (...) {
+    }
+  }
+};
+using OwnedStream = Owned<StreamTraits>;
+using OwnedEvent = Owned<EventTraits>;
+using OwnedPinned = Owned<PinnedTraits>;
+using OwnedBlas = Owned<BlasTraits>;
 
 // One layer's weights on the device, packed: [q; k; v] rows, o, [gate; up] rows, down in the
 // GEMM dtype; norms and biases in f32.
@@ -29,7 +58,7 @@ struct LayerSlot {
   size_t offInNorm = 0, offPostNorm = 0, offQkvBias = 0, offOBias = 0, offQNorm = 0, offKNorm = 0;
   bool hasQkvBias = false, hasOBias = false, hasQkNorm = false;
   int gemmDt = SG_DTYPE_F32;
-  cudaEvent_t ready = nullptr;  // recorded on the copy stream when the upload finished
+  OwnedEvent ready;  // recorded on the copy stream when the upload finished
   uint64_t lastUse = 0;
   bool valid = false;
 };
@@ -63,8 +92,9 @@ class CudaSession {
   LayerSlot& slotFor(const ShortGptCudaLayer& w, const LayerSlot* busy);
   LayerSlot* findSlot(const ShortGptCudaLayer& w);
   void uploadLayer(const ShortGptCudaLayer& w, LayerSlot& slot);
-  // Copies a host tensor to dst on the copy stream, converting to dstDt (through the raw
-  // staging buffer when the dtypes differ). Blocks only while pinned staging buffers recycle.
+  // Copies a host tensor to dst on the copy stream, converting to dstDt (through the raw_
+  // buffer, kConvertBytes at a time, when the dtypes differ). Blocks only while pinned staging
+  // buffers recycle.
   void uploadTensor(const ShortGptCudaTensor& t, void* dst, int dstDt);
   void uploadBytes(const void* host, size_t bytes, void* dst);
   void gemm(const void* W, int dt, const void* x, int64_t rows, int in, int out, float* y, int64_t ldy, bool accumulate);
@@ -78,23 +108,32 @@ class CudaSession {
   std::vector<Chunk> chunks_;
   int64_t chunkRows_ = 0;
 
+  // Declaration order is release order reversed: device buffers (which point at arena_) go
+  // before arena_, the cuBLAS handle before the stream it is bound to.
   DeviceArena arena_;
-  cudaStream_t compute_ = nullptr, copy_ = nullptr;
+  OwnedStream computeOwned_, copyOwned_;
+  cudaStream_t compute_ = nullptr, copy_ = nullptr;  // the owned streams' handles
+  OwnedBlas blasOwned_;
   cublasHandle_t blas_ = nullptr;
-  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  OwnedEvent start_, stop_;
+  size_t smemOptin_ = 0;  // cudaDevAttrMaxSharedMemoryPerBlockOptin: decides the attention kernel
 
   DeviceBuffer tokens_, positions_, targets_, ropeCos_, ropeSin_;
   DeviceBuffer hidden_, snapshot_, perToken_, sums_;
   DeviceBuffer normed_, qkv_, attn_, gu_, act_;
   DeviceBuffer qkv16_;  // 16-bit q/k/v for the tensor-core attention (allocated on first use)
   bool simtAttention_ = false;  // SHORTGPT_CUDA_ATTENTION=simt forces the f32 kernel
-  DeviceBuffer raw_;  // conversion staging on the device (copy stream only)
+  // Conversion staging on the device (copy stream only): a fixed kConvertBytes, allocated with
+  // the session, so converting never grows it (no cudaFree, which would synchronise the device,
+  // during a prefetch; no lm_head-sized buffer held for the session's life).
+  static constexpr size_t kConvertBytes = size_t(64) << 20;
+  DeviceBuffer raw_;
   DeviceBuffer blasWorkspace_;
 
   static constexpr int kStaging = 2;
   static constexpr size_t kStagingBytes = size_t(64) << 20;
-  void* pinned_[kStaging] = {nullptr, nullptr};
-  cudaEvent_t pinnedFree_[kStaging] = {nullptr, nullptr};
+  OwnedPinned pinned_[kStaging];
+  OwnedEvent pinnedFree_[kStaging];
   int nextPinned_ = 0;
 
   std::vector<std::unique_ptr<LayerSlot>> slots_;

@@ -1,6 +1,7 @@
 #include "cuda/device_memory.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "cuda/errors.h"
 
@@ -33,9 +34,22 @@ std::string formatBytes(uint64_t bytes) {
   return std::string(buf) + " (" + std::to_string(bytes) + " bytes)";
 }
 
+void DeviceArena::setFailureInjection(const char* nth) {
+  failAt_ = 0;
+  if (!nth || !*nth) return;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(nth, &end, 10);
+  if (end && *end == 0 && nth[0] != '-') failAt_ = n;
+}
+
 DeviceBuffer DeviceArena::alloc(size_t bytes, const char* what) {
   if (bytes == 0) bytes = 256;  // keep pointers valid for empty buffers
   void* p = nullptr;
+  ++allocs_;
+  if (failAt_ != 0 && allocs_ == failAt_) {
+    throw CudaFailure("ERR_CUDA_OOM", std::string("out of GPU memory allocating ") + what + ": needed " + formatBytes(bytes) +
+                                          " (injected by SHORTGPT_CUDA_FAIL_ALLOC=" + std::to_string(failAt_) + ")");
+  }
   const cudaError_t err = cudaMalloc(&p, bytes);
   if (err == cudaErrorMemoryAllocation) {
     cudaGetLastError();  // clear the sticky-free error state of the runtime

@@ -43,9 +43,17 @@ class DeviceArena {
   uint64_t currentBytes() const { return current_; }
   uint64_t peakBytes() const { return peak_; }
 
+  // Test hook (SHORTGPT_CUDA_FAIL_ALLOC=N, read by the session): the N-th alloc of this arena
+  // (1-based) throws ERR_CUDA_OOM as a real cudaMalloc failure would, so the GPU check can prove
+  // that a session whose constructor fails half-way leaks nothing. Null, "", "0" or anything but
+  // a positive integer: off.
+  void setFailureInjection(const char* nth);
+
  private:
   uint64_t current_ = 0;
   uint64_t peak_ = 0;
+  uint64_t allocs_ = 0;
+  uint64_t failAt_ = 0;  // 0: never
 };
 
 std::string formatBytes(uint64_t bytes);
