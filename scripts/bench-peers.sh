@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: our `bench --json` and the PyTorch peer (../shared/peers/torch_peer.py,
-# the ShortGPT authors' way of scoring: eager modules, every hidden state kept) on the same
+# Side-by-side benchmark: our `bench --json` and the PyTorch peer (scripts/torch_peer.py, the
+# ShortGPT authors' way of scoring: eager modules, every hidden state kept) on the same
 # shapes, fp32, the same threads and one sequence of the same length, in ONE run, alternating
 # (ours, peer, then peer, ours in the next round) so that machine drift hits both sides.
 # Prints tok/s of each and the ratio ours / PyTorch (target: >= 1.2x the faster peer), from the
@@ -19,11 +19,11 @@
 # suffer badly when the cores are oversubscribed). The load average before and after is printed.
 #
 # Needs: the addon built (build/Release) and the TypeScript compiled (dist/, `npm run compile:ts`;
-# SHORTGPT_CLI overrides the command, e.g. "node /some/dist/run.js"); PyTorch with OpenBLAS
-# (PYTHON picks the interpreter; default python3, or /usr/bin/python3 where only it has torch):
-#   apt-get install -y python3-torch libopenblas0-openmp
-# (without libopenblas0-openmp Debian's torch falls back to the reference BLAS, 40-57x slower:
-# no fair peer, so the script refuses to run then).
+# SHORTGPT_CLI overrides the command, e.g. "node /some/dist/run.js"); PyTorch with MKL (the pip
+# wheels: pip install torch) or OpenBLAS (Debian: apt-get install -y python3-torch
+# libopenblas0-openmp); PYTHON picks the interpreter (default python3, or /usr/bin/python3 where
+# only it has torch), TORCH_PEER another peer script. Without libopenblas0-openmp Debian's torch
+# falls back to the reference BLAS, 40-57x slower: no fair peer, so the script refuses to run then.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +34,7 @@ rounds=2
 runs=3
 nice_level=""
 openblas_core=""
-peer="${TORCH_PEER:-$here/../shared/peers/torch_peer.py}"
+peer="${TORCH_PEER:-$here/scripts/torch_peer.py}"
 cli="${SHORTGPT_CLI:-node $here/bin/shortgpt-native.js}"
 # Debian's torch lives in the system python's dist-packages (a pyenv python3 first in PATH lacks it).
 if [ -z "${PYTHON:-}" ]; then
@@ -62,7 +62,7 @@ if [ -z "${SHORTGPT_CLI:-}" ] && [ ! -f "$here/dist/lib/cli/commands/bench.js" ]
   exit 1
 fi
 blas="$($PYTHON -c 'import torch; c = torch.__config__.show(); print(c.split("BLAS_INFO=")[1].split(",")[0] if "BLAS_INFO=" in c else "?")' 2>/dev/null)" \
-  || { echo "bench-peers: $PYTHON cannot import torch (apt-get install -y python3-torch libopenblas0-openmp)" >&2; exit 1; }
+  || { echo "bench-peers: $PYTHON cannot import torch (pip install torch, or apt-get install -y python3-torch libopenblas0-openmp; PYTHON=... picks another interpreter)" >&2; exit 1; }
 [ -n "$openblas_core" ] && export OPENBLAS_CORETYPE="$openblas_core"
 # Which BLAS torch actually loads at run time (Debian's alternatives pick the library), and
 # which OpenBLAS kernel set ("core") it chose.
@@ -82,9 +82,11 @@ for lib in libs:
 print(f"{libs[0] if libs else '?'}, OpenBLAS core {core}")
 EOF
 )"
-case "$blaslib" in
+# MKL is linked into the pip wheels (no separate library to see); otherwise it must be OpenBLAS.
+case "$blas:$blaslib" in
+  mkl:*) blaslib="MKL, built into torch" ;;
   *openblas*) ;;
-  *) echo "bench-peers: torch loads '$blaslib', not OpenBLAS: install libopenblas0-openmp (the reference BLAS is no fair peer)" >&2; exit 1 ;;
+  *) echo "bench-peers: torch loads '$blaslib', not OpenBLAS or MKL: install libopenblas0-openmp or the pip wheel (the reference BLAS is no fair peer)" >&2; exit 1 ;;
 esac
 
 work="$(mktemp -d)"

@@ -1,6 +1,6 @@
 /**
  * The model shapes the benchmark runs: the two presets the issue names (S = SmolLM-135M,
- * M = Llama-3.2-1B, the same numbers as ../shared/peers/torch_peer.py), a shape from command-line
+ * M = Llama-3.2-1B, the same numbers as scripts/torch_peer.py), a shape from command-line
  * numbers, or one from a config.json. Every shape becomes a full ModelConfig through
  * resolveConfig, so the synthetic layer has exactly the tensors (and validation) a real
  * checkpoint of that shape would have.
@@ -10,6 +10,7 @@ import { resolveConfig } from '../checkpoint/config';
 import type { ModelConfig } from '../checkpoint/types';
 import { ShortGptError } from '../errors';
 
+/** A model shape to benchmark: a name and the config the engine sees. */
 export interface BenchShape {
   /** 'S', 'M', 'custom', or the config file's name. */
   name: string;
@@ -29,6 +30,7 @@ export interface ShapeNumbers {
 
 // rope_theta as in torch_peer.py (SmolLM: 10000; Llama 3.2: 500000). Rotary tables are computed
 // once per session, so the value does not change the timing; it keeps the models recognisable.
+/** The built-in shapes: S (SmolLM-135M-like) and M (Llama-3.2-1B-like). */
 export const PRESETS: Record<'S' | 'M', ShapeNumbers & { ropeTheta: number }> = {
   S: { hiddenSize: 576, numHiddenLayers: 30, numAttentionHeads: 9, numKeyValueHeads: 3, intermediateSize: 1536, vocabSize: 49152, ropeTheta: 10000 },
   M: { hiddenSize: 2048, numHiddenLayers: 16, numAttentionHeads: 32, numKeyValueHeads: 8, intermediateSize: 8192, vocabSize: 128256, ropeTheta: 500000 },
@@ -54,6 +56,7 @@ export function llamaShape(name: string, n: ShapeNumbers, ropeTheta = 10000, sou
   return { name, config: resolveConfig(raw, source) };
 }
 
+/** A built-in shape by name. */
 export function presetShape(name: 'S' | 'M'): BenchShape {
   const p = PRESETS[name];
   return llamaShape(name, p, p.ropeTheta);

@@ -5,7 +5,7 @@
  * layer's bytes per layer exactly as it does for a real checkpoint, while the disk holds one
  * layer (M: 243 MB in f32) instead of the whole model.
  *
- * Values as ../shared/peers/torch_peer.py draws them: normal(0, 0.02), norm weights 1.
+ * Values as scripts/torch_peer.py (the PyTorch peer) draws them: normal(0, 0.02), norm weights 1.
  * The bytes are produced in fixed-size chunks from a seeded generator and written as they come,
  * so memory stays at one chunk whatever the layer size.
  */

@@ -3,10 +3,9 @@
  * token windows (a JSON file of id arrays, each <= 256 tokens, so one window each) they
  * reproduce the golden float64 Block Influence and perplexity, and --json is one document.
  */
-import * as path from 'node:path';
 import { main } from '../../lib/cli/main';
 import { capture } from '../helpers/io';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { sherlockText, stories260kDir } from '../helpers/paths';
 import { goldenTokensFile as tokensFile, loadGolden } from '../helpers/golden';
 
 const golden = loadGolden();
@@ -39,7 +38,7 @@ it('eval --data GOLDEN_WINDOWS reproduces the golden perplexity, and with a laye
 
 it('text data: eval --data with --seq-len and --stride windows the text and says how', async () => {
   const io = capture();
-  const text = path.join(sharedDir, 'data', 'sherlock-holmes-excerpt.txt');
+  const text = sherlockText;
   expect(await main(['eval', stories260kDir, '--data', text, '--seq-len', '128', '--stride', '64', '--samples', '8', '--threads', '2'], io)).toBe(0);
   expect(io.out()).toMatch(/^perplexity \d+\.\d+ /);
   expect(io.err()).toMatch(/data: [\d,]+ documents?, [\d,]+ tokens -> 8 windows of <= 128 tokens, stride 64 \(a sample of [\d,]+, seed 0\)/);

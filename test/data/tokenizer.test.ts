@@ -2,11 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readCalibrationDocuments, tokenizeDocuments } from '../../lib/data/sources';
 import { loadTokenizer } from '../../lib/data/tokenizer';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { stories260kDir, tinyStoriesText } from '../helpers/paths';
 import { tmpDir } from './fixtures';
 import { loadGoldenTokens } from '../helpers/golden';
 
-const validTxt = path.join(sharedDir, 'data', 'tinystories-valid.txt');
+const validTxt = tinyStoriesText;
 
 describe('loadTokenizer on stories260k', () => {
   it('reads the special-token policy from tokenizer_config.json', async () => {
@@ -20,9 +20,10 @@ describe('loadTokenizer on stories260k', () => {
   });
 
   it('reproduces the golden token windows exactly', async () => {
-    // golden/README.md: stories from tinystories-valid.txt, BOS added, each truncated to 256.
-    // data/README.md: the file's first story is a truncated fragment (" Spot. Spot saw ...");
-    // the golden set starts at the first complete story, so it is documents 1..24.
+    // test/fixtures/golden/README.md: stories from tinystories-valid.txt, BOS added, each
+    // truncated to 256. The file's first story is a truncated fragment (" Spot. Spot saw ...");
+    // the golden set starts at the first complete story, so it is documents 1..24. (The tokens
+    // were also identical to ../shared/golden's, made by another tool, when generated.)
     const golden = loadGoldenTokens();
     const tok = await loadTokenizer(stories260kDir);
     const docs = await tokenizeDocuments(await readCalibrationDocuments([validTxt]), { vocabSize: 512, tokenizer: tok });

@@ -1,8 +1,7 @@
-import * as path from 'node:path';
 import { batchWindows } from '../../lib/data/batches';
 import { loadCalibrationDocuments } from '../../lib/data/sources';
 import { cutWindows, cutWindowsOrFail, describeCalibration, sampleIndices, type TokenWindow } from '../../lib/data/windows';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { sherlockText, stories260kDir, tinyStoriesText } from '../helpers/paths';
 
 const doc = (n: number, base = 0) => ({ ids: Array.from({ length: n }, (_, i) => base + i) });
 const arr = (w: TokenWindow) => Array.from(w.ids);
@@ -93,7 +92,7 @@ describe('cutWindows', () => {
   });
 
   it('summarises TinyStories in one line', async () => {
-    const docs = await loadCalibrationDocuments([path.join(sharedDir, 'data', 'tinystories-valid.txt')], { vocabSize: 512, modelDir: stories260kDir });
+    const docs = await loadCalibrationDocuments([tinyStoriesText], { vocabSize: 512, modelDir: stories260kDir });
     const { summary } = cutWindows(docs, { seqLen: 256, maxPositionEmbeddings: 512 });
     expect(summary.tokens).toBe(docs.reduce((s, d) => s + d.ids.length, 0));
     expect(describeCalibration(summary)).toBe(`189 documents, ${summary.tokens.toLocaleString('en-US')} tokens -> ${summary.windows} windows of <= 256 tokens`);
@@ -106,7 +105,7 @@ describe('cutWindows', () => {
 });
 
 it('Sherlock as one stream, cut into <s> + 511-token windows, as the stories260k README does', async () => {
-  const docs = await loadCalibrationDocuments([path.join(sharedDir, 'data', 'sherlock-holmes-excerpt.txt')], { vocabSize: 512, modelDir: stories260kDir });
+  const docs = await loadCalibrationDocuments([sherlockText], { vocabSize: 512, modelDir: stories260kDir });
   expect(docs).toHaveLength(1);
   expect(docs[0].ids.length).toBe(76952); // README: 76,952 tokens
   const { windows } = cutWindows(docs, { seqLen: 512, prefixBos: 1 });

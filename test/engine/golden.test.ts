@@ -1,7 +1,8 @@
 /**
- * The engine against ../shared/golden: every layer's BI, angular distance and relative
- * magnitude and the perplexity (also with layers skipped) of the real stories260k model, from
- * an independent float64 implementation. Also: bit-identical results for 1 and 2 threads, and
+ * The engine against the golden fixture (test/fixtures/golden): every layer's BI, angular
+ * distance and relative magnitude and the perplexity (also with layers skipped) of the real
+ * stories260k model, from the independent float64 reference (which `npm run golden` checks
+ * against a second independent implementation's values). Also: bit-identical results for 1 and 2 threads, and
  * the score/eval commands on the same data.
  */
 import * as fs from 'node:fs';

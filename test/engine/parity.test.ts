@@ -1,6 +1,6 @@
 /**
  * Engine (f32, blocked attention, packed GEMM) vs the independent float64 reference
- * (test/reference/forward64.ts, itself checked against ../shared/golden), for every architecture,
+ * (test/reference/forward64.ts, itself checked against the golden fixture), for every architecture,
  * dtype and RoPE variant the generator makes. Sequence lengths 1, 5, 37, 70, 130 are no multiple
  * of any attention or GEMM block, and exceed the Mistral/Qwen sliding windows.
  *

@@ -1,10 +1,12 @@
 /**
- * ../shared/golden: reference values for stories260k from an independent float64 implementation
- * (see its README), and the token sequences they were computed on.
+ * The golden values for stories260k (test/fixtures/golden): what the float64 reference
+ * (test/reference/forward64.ts) computes on 24 TinyStories stories, and those token sequences.
+ * `npm run golden` (scripts/gen-golden.ts) regenerates both files and compares them with
+ * ../shared/golden, an independent float64 implementation's values, where that folder exists.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { sharedDir } from './paths';
+import { goldenDir } from './paths';
 
 export interface Golden {
   tokensCount: number;
@@ -16,9 +18,9 @@ export interface Golden {
   logitsSum: number;
 }
 
-export const goldenFile = path.join(sharedDir, 'golden', 'stories260k.json');
+export const goldenFile = path.join(goldenDir, 'stories260k.json');
 /** 24 TinyStories stories, BOS added, each truncated to 256 tokens: a JSON array of id arrays. */
-export const goldenTokensFile = path.join(sharedDir, 'golden', 'stories260k-tokens.json');
+export const goldenTokensFile = path.join(goldenDir, 'stories260k-tokens.json');
 
 export function loadGolden(): Golden {
   return JSON.parse(fs.readFileSync(goldenFile, 'utf8')) as Golden;

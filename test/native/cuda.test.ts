@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import type { NativeCudaInfo } from '../../binding';
 import { bindingPath, loadBinding } from '../../lib/engine/binding';
 import { parseDeviceRequest, probeCuda, resetCudaProbe, resolveDevice } from '../../lib/engine/device';
-import { repoRoot } from '../helpers/paths';
+import { goldenDir, stories260kDir } from '../helpers/paths';
 
 const nvccAvailable =
   fs.existsSync('/usr/local/cuda/bin/nvcc') || spawnSync('sh', ['-c', 'command -v nvcc'], { encoding: 'utf8' }).status === 0;
@@ -142,10 +142,8 @@ const backends: Array<{ name: 'cpu' | 'cuda'; available: boolean }> = [
 ];
 
 describe.each(backends)('backend $name', ({ name, available }) => {
-  const goldenDir = path.resolve(repoRoot, '..', 'shared', 'golden');
-  const modelDir = path.resolve(repoRoot, '..', 'shared', 'models', 'stories260k');
-  const haveData = fs.existsSync(path.join(goldenDir, 'stories260k.json'));
-  const run = available && haveData ? test : test.skip;
+  const modelDir = stories260kDir;
+  const run = available ? test : test.skip;
   const label = available
     ? 'stories260k Block Influence matches the golden values'
     : `stories260k Block Influence matches the golden values (SKIPPED: no usable ${name} device here)`;

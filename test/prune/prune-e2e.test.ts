@@ -15,10 +15,10 @@ import { perplexity } from '../../lib/eval/perplexity';
 import { loadWindows } from '../../lib/prune/calibration';
 import { prune, type PruneOptions } from '../../lib/prune/prune';
 import type { PruneReport } from '../../lib/report/types';
-import { sharedDir, stories260kDir } from '../helpers/paths';
+import { stories260kDir, tinyStoriesText } from '../helpers/paths';
 import { loadGolden, loadGoldenTokens } from '../helpers/golden';
 
-const text = path.join(sharedDir, 'data', 'tinystories-valid.txt');
+const text = tinyStoriesText;
 const golden = loadGolden();
 const goldenTokens = loadGoldenTokens();
 const goldenOrder = [...golden.layers].sort((a, b) => a.bi - b.bi).map((l) => l.layer);

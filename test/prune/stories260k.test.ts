@@ -1,7 +1,7 @@
 /**
  * The pruned real model computes what the source computes with those layers skipped: the
  * independent float64 reference (test/reference) run on the rewritten checkpoint must give the
- * golden perplexity that ../shared/golden lists for the source with the same layers skipped.
+ * golden perplexity that the golden fixture lists for the source with the same layers skipped.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -2,7 +2,8 @@
  * The independent float64 reference of the Hugging Face decoder forward pass (Llama, Mistral,
  * Qwen2, Qwen3, Baichuan 7B), for tests only. It shares no code with lib/ or native/: its own
  * safetensors reader, its own config defaults, naive loops in double precision. Engine results
- * (f32) are compared against it; it is itself checked against ../shared/golden.
+ * (f32) are compared against it; `npm run golden` (scripts/gen-golden.ts) checks it against a
+ * second independent implementation's values (../shared/golden) where those exist.
  */
 import { readCheckpointTensors64, type Tensor64 } from './safetensors64';
 import { readRefConfig, type RefConfig } from './config64';
