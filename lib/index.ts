@@ -1,42 +1,42 @@
-/** shortgpt-native: the typed library. */
+/**
+ * shortgpt-native: score the layers of a Hugging Face decoder LLM by Block Influence (ShortGPT,
+ * arXiv 2403.03853), delete the least influential ones and write a smaller checkpoint.
+ *
+ * This entry is the job as a user runs it: {@link prune} does everything; {@link scoreLayers},
+ * {@link chooseLayers}, {@link perplexity}, {@link rewriteCheckpoint}, {@link inspectCheckpoint} and
+ * {@link doctorReport} are its steps and checks. Lower-level pieces (safetensors headers,
+ * calibration data and windows, report building, devices, benchmarks) are in
+ * `shortgpt-native/advanced`. Every error a user can cause is a {@link ShortGptError} with a
+ * stable `code`.
+ *
+ * @example
+ * import { prune } from 'shortgpt-native';
+ * const result = await prune('./Llama-2-7b-hf', { calib: 'pg19.parquet', remove: 9, out: './Llama-2-7b-short' });
+ * console.log(result.plan.removed);
+ */
 export { ShortGptError, UsageError } from './errors';
 export { packageVersion } from './version';
-export { doctorReport, type DoctorReport } from './cli/commands/doctor';
-export type * from './checkpoint/types';
-export { readSafetensorsHeader, DTYPE_BYTES, isComputeDType } from './checkpoint/safetensors';
-export { encodeSafetensorsHeader, type HeaderEntry } from './checkpoint/safetensorsHeader';
-export { resolveConfig, SUPPORTED_ARCHITECTURES } from './checkpoint/config';
-export { layerTensorSpecs, globalTensorSpecs, layerIndexOf, layerTensorName, LAYER_TENSORS } from './checkpoint/architectures';
-export { openCheckpoint, layerTensors } from './checkpoint/checkpoint';
-export { inspectCheckpoint, formatInspectReport, type InspectReport } from './checkpoint/inspect';
-export { readTensorBytes, readTensorF32, decodeToF32 } from './checkpoint/tensorData';
-export { f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from './checkpoint/halfFloat';
-export { rewriteCheckpoint, rewriteOpenedCheckpoint, type RewriteOptions, type RewriteResult, type RewriteProgress } from './prune/rewrite';
-export { planLayerRemoval, type LayerPlan } from './prune/layerPlan';
-export { scoreLayers, type LayerScore, type LayerScores, type ScoreOptions, type ScoreProgress } from './scoring/scoreLayers';
-export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity';
-export { resolveDevice, parseDeviceRequest, probeCuda, deviceChoices, type DeviceRequest, type ResolvedDevice } from './engine/device';
-export type { EngineOptions } from './engine/engineOptions';
-export { readTokenFile } from './data/tokenFile';
-export { loadTokenizer, type Tokenizer } from './data/tokenizer';
-export type { CalibrationDocument, SourceOptions, TokenDType } from './data/documents';
-export { readCalibrationDocuments, tokenizeDocuments, loadCalibrationDocuments, type TokenizedDocument, type ReadSourcesOptions, type TokenizeOptions } from './data/sources';
-export { splitTextDocuments, DOCUMENT_SEPARATOR } from './data/textFile';
-export { cutWindows, cutWindowsOrFail, describeCalibration, DEFAULT_SEQ_LEN, type TokenWindow, type WindowOptions, type CalibrationSummary, type WindowedData } from './data/windows';
-export { batchWindows } from './data/batches';
-export type * from './report/types';
-export { METRICS, STRATEGIES, METRIC_NAMES } from './report/types';
-export { buildReport, rankLayers, toMetricScores, formatScore } from './report/buildReport';
-export { renderReportMarkdown, REPORT_JSON, REPORT_MD, CHART_SVG } from './report/markdown';
-export { renderBlockInfluenceChart, type ChartOptions } from './report/chart';
-export { mergekitSlices, llamaCppPruneLayers, mergekitYaml, formatLayerList } from './report/cuts';
-export { reportFiles } from './report/files';
-export { chooseLayers, resolveRequest, parseMetric, parseStrategy, type ChooseOptions, type RemovalRequest, type ResolvedRequest, type LayerChoice } from './prune/choose';
+
+// The whole job.
 export { prune, type PruneOptions, type PruneResult, type PrunePlan, type PruneProgress } from './prune/prune';
-export { loadWindows, DEFAULT_BATCH_TOKENS, type CalibrationOptions, type LoadedWindows } from './prune/calibration';
-export { chooseBlock } from './prune/strategies/block';
-export { iterative, DEFAULT_SNAPSHOT_BUDGET_BYTES, type IterativeOptions, type IterativeResult } from './prune/strategies/iterative';
+export type { RemovalRequest } from './prune/choose';
+export type { CalibrationOptions } from './prune/calibration';
+export type { EngineOptions } from './engine/engineOptions';
 export type { StrategyResult } from './prune/strategies/types';
-export { runBench, type BenchOptions, type BenchResult, type BenchProgress, type GemmMeasurement } from './bench/runner';
-export { presetShape, llamaShape, shapeFromConfigFile, PRESETS, type BenchShape, type ShapeNumbers } from './bench/shapes';
-export { layerFlops, layerGemms, attentionFlops, gemmFlops } from './bench/flops';
+export type { BatchedPerplexity } from './prune/strategies/passes';
+export type { Metric, Strategy, MetricScores, PruneReport } from './report/types';
+
+// Its steps: open, tokenize, score, choose, evaluate, rewrite.
+export { openCheckpoint } from './checkpoint/checkpoint';
+export type { Checkpoint, ModelConfig, TensorInfo } from './checkpoint/types';
+export { loadTokenizer, type Tokenizer } from './data/tokenizer';
+export { scoreLayers, type LayerScore, type LayerScores, type ScoreOptions, type ScoreProgress } from './scoring/scoreLayers';
+export type { TokenSequences } from './engine/session';
+export { toMetricScores } from './report/buildReport';
+export { chooseLayers, type ChooseOptions, type LayerChoice } from './prune/choose';
+export { perplexity, type PerplexityOptions, type PerplexityResult } from './eval/perplexity';
+export { rewriteCheckpoint, type RewriteOptions, type RewriteResult, type RewriteProgress } from './prune/rewrite';
+
+// Looking before and around the job.
+export { inspectCheckpoint, formatInspectReport, type InspectReport } from './checkpoint/inspect';
+export { doctorReport, type DoctorReport } from './cli/commands/doctor';

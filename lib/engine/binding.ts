@@ -2,6 +2,7 @@
  * The one module that loads the native addon. node-gyp-build looks in build/Release (a source
  * build) and then prebuilds/<platform>-<arch>/ (the binaries the published package carries).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NativeBinding } from '../../binding';
 import { ShortGptError } from '../errors';
@@ -20,6 +21,30 @@ export function bindingPath(): string | undefined {
   return cachedPath;
 }
 
+/** A path as a POSIX shell word: quoted only when it needs to be. */
+function shellWord(p: string): string {
+  return /^[\w@%+=:,./-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * What to do when no addon loads, as commands that work as printed. A clone of the repository
+ * (it has tsconfig.json, which the package does not ship) builds with its own dev tools. An
+ * installed package has the addon's sources (native/, CMakeLists.txt) and node-addon-api as a
+ * dependency, so cmake-js alone, fetched by npx, builds it in place into build/Release, where the
+ * loader looks first; `npm install` inside the package would pull every dev dependency instead.
+ */
+export function nativeMissingAdvice(root: string): string {
+  const needs = 'needs CMake >= 3.19 and a C++17 compiler';
+  if (fs.existsSync(path.join(root, 'tsconfig.json'))) {
+    return `Build it from this clone: cd ${shellWord(root)} && npm run compile:native   (${needs})`;
+  }
+  return (
+    `The package ships a prebuilt binary for linux-x64 (glibc) only. On another platform, or if it fails to load here, ` +
+    `build one from the sources it carries (${needs}; a few minutes):\n` +
+    `  cd ${shellWord(root)} && npx --yes cmake-js@8 compile --out build`
+  );
+}
+
 export function loadBinding(): NativeBinding {
   if (cached) return cached;
   try {
@@ -33,8 +58,7 @@ export function loadBinding(): NativeBinding {
       'ERR_NATIVE_MISSING',
       `shortgpt-native: no native addon for ${process.platform}-${process.arch} (node ${process.versions.node}) ` +
         `in ${path.join(packageRoot, 'prebuilds')} or ${path.join(packageRoot, 'build', 'Release')}.\n` +
-        `Build it from source: in ${packageRoot} run \`npm install\` (needs cmake and a C++17 compiler), ` +
-        `or \`npx cmake-js compile --out build\`.\nLoader said: ${reason}`,
+        `${nativeMissingAdvice(packageRoot)}\nLoader said: ${reason}`,
       { cause: e },
     );
   }

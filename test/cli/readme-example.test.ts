@@ -8,19 +8,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { repoRoot } from '../helpers/paths';
-
-function example(): string {
-  const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Library'));
-  const m = /```ts\n([\s\S]*?)```/.exec(section);
-  if (!m) throw new Error('README.md has no ```ts block under ## Library');
-  return m[1];
-}
+import { readmeLibraryExample } from '../helpers/readme';
 
 it('runs, prints the scores and the removed layer, and writes the pruned model with its report', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'shortgpt-readme-'));
   try {
-    const src = example();
+    const src = readmeLibraryExample();
     expect(src).toContain("from 'shortgpt-native'");
     const runnable = src
       .replace("from 'shortgpt-native'", `from ${JSON.stringify(path.join(repoRoot, 'lib', 'index'))}`)
