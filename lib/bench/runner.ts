@@ -22,6 +22,7 @@ import type { BenchShape } from './shapes';
 import { writeSyntheticLayer } from './syntheticWeights';
 import { makeTempDir, removeTempDir } from './tempFiles';
 
+/** Options of runBench: the shape, the workload (sequences x seqLen tokens), dtype, threads and repetitions. */
 export interface BenchOptions {
   shape: BenchShape;
   seqLen?: number;
@@ -50,6 +51,7 @@ export interface BenchOptions {
   onProgress?: (p: BenchProgress) => void;
 }
 
+/** Progress of runBench. */
 export interface BenchProgress {
   shape: string;
   /** 'write' (synthetic weights), 'peak', 'run' (a pass over the layers), 'gemm'. */
@@ -60,6 +62,7 @@ export interface BenchProgress {
   layers?: number;
 }
 
+/** One GEMM of a layer timed alone (the engine's benchGemm). */
 export interface GemmMeasurement {
   ops: string;
   m: number;
@@ -73,6 +76,7 @@ export interface GemmMeasurement {
   packSeconds: number;
 }
 
+/** What runBench measured: seconds per layer and per pass, throughput, and each GEMM alone against the FMA peak. */
 export interface BenchResult {
   shape: string;
   device: 'cpu';
@@ -160,6 +164,7 @@ interface RunTiming {
   layerSeconds: number[];
 }
 
+/** Times the engine on a model shape with synthetic weights written to a temporary directory (removed afterwards): what `shortgpt-native bench` prints. */
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const { shape, signal, onProgress } = options;
   const c = shape.config;

@@ -64,6 +64,7 @@ export const LAYER_TENSORS: Record<Architecture, LayerTensorSpec[]> = {
 
 const LAYER_PREFIX = /^model\.layers\.(0|[1-9]\d*)\./;
 
+/** The tensor name of `suffix` in decoder layer `layer`: `model.layers.<layer>.<suffix>`. */
 export function layerTensorName(layer: number, suffix: string): string {
   return `model.layers.${layer}.${suffix}`;
 }

@@ -9,6 +9,7 @@ import { ShortGptError } from '../errors';
 import { globalTensorSpecs, layerIndexOf, layerTensorSpecs } from './architectures';
 import { resolveConfig } from './config';
 import { findDuplicateKey } from './jsonDuplicates';
+import { ggufAdvice, resolveModelLocation, type ModelLocationOptions } from './modelLocation';
 import { isComputeDType, readSafetensorsHeader } from './safetensors';
 import { INDEX_FILE, SINGLE_FILE, readShardIndex } from './shardIndex';
 import type { Checkpoint, LayerTensorRole, ModelConfig, SafetensorsFile, ShardIndex, TensorInfo } from './types';
@@ -112,15 +113,12 @@ function checkAgainstTable(dir: string, config: ModelConfig, tensors: Map<string
   }
 }
 
-export async function openCheckpoint(dir: string): Promise<Checkpoint> {
-  const abs = path.resolve(dir);
-  let st;
-  try {
-    st = await fs.stat(abs);
-  } catch {
-    throw new ShortGptError('ERR_CHECKPOINT_DIR', `${abs}: checkpoint directory not found`);
-  }
-  if (!st.isDirectory()) throw new ShortGptError('ERR_CHECKPOINT_DIR', `${abs}: not a directory; expected a checkpoint directory with config.json and safetensors weights`);
+/**
+ * Opens the checkpoint `model` names: a directory, a Hugging Face cache folder or a hub id in
+ * the local cache (lib/checkpoint/modelLocation.ts; `options.revision` picks the snapshot).
+ */
+export async function openCheckpoint(model: string, options: Pick<ModelLocationOptions, 'revision'> = {}): Promise<Checkpoint> {
+  const abs = resolveModelLocation(model, options).dir;
   const warnings: string[] = [];
   const { raw, config } = await readConfig(path.join(abs, CONFIG_FILE), warnings);
 
@@ -137,6 +135,8 @@ export async function openCheckpoint(dir: string): Promise<Checkpoint> {
     files = await readSharded(abs, index, warnings);
   } else {
     const names = await fs.readdir(abs);
+    const gguf = names.filter((n) => n.toLowerCase().endsWith('.gguf'));
+    if (gguf.length > 0) throw new ShortGptError('ERR_GGUF', `${abs}: no ${SINGLE_FILE} or ${INDEX_FILE}, only GGUF weights (${gguf.slice(0, 3).join(', ')}${gguf.length > 3 ? ', ...' : ''}). ${ggufAdvice()}`);
     const other = names.filter((n) => n.endsWith('.bin') || n.endsWith('.pt') || n.endsWith('.gguf') || (n.endsWith('.safetensors') && n !== SINGLE_FILE));
     const hint = other.length ? `; found ${other.slice(0, 3).join(', ')}, but only ${SINGLE_FILE} or ${INDEX_FILE} with its shards is read (convert .bin weights to safetensors)` : '';
     throw new ShortGptError('ERR_NO_WEIGHTS', `${abs}: no ${SINGLE_FILE} or ${INDEX_FILE}${hint}`);

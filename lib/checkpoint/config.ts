@@ -7,6 +7,7 @@
 import { ShortGptError } from '../errors';
 import type { Architecture, ModelConfig, RopeScaling } from './types';
 
+/** The config.json `architectures` the engine runs (others are refused with ERR_UNSUPPORTED_ARCHITECTURE). */
 export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'BaichuanForCausalLM',
 ];
@@ -167,6 +168,7 @@ function checkBaichuanLayout(r: Reader, hidden: number, layers: number): void {
   }
 }
 
+/** Validates a parsed config.json (`file` names it in errors) and returns what the engine needs, in camelCase; ShortGptError naming the field otherwise. */
 export function resolveConfig(raw: unknown, file: string): ModelConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ShortGptError('ERR_CONFIG', `${file}: config must be a JSON object`);

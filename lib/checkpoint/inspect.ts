@@ -3,21 +3,38 @@ import * as path from 'node:path';
 import { globalTensorSpecs, layerIndexOf } from './architectures';
 import { openCheckpoint } from './checkpoint';
 import type { Checkpoint, DType, RopeScaling, TensorInfo } from './types';
+import { formatBytes, formatCount } from '../util/format';
 
-/** Stable JSON field names: scripts depend on them. */
+/**
+ * What {@link inspectCheckpoint} finds in a checkpoint (`inspect --json` prints it). Stable JSON
+ * field names: scripts depend on them. Config values are config.json's, in transformers' names.
+ */
 export interface InspectReport {
+  /** The checkpoint directory (absolute). */
   dir: string;
+  /** config.json `architectures[0]`, e.g. LlamaForCausalLM. */
   architecture: string;
+  /** config.json `model_type`, e.g. llama. */
   modelType: string;
+  /** Decoder layers (num_hidden_layers). */
   layers: number;
+  /** hidden_size. */
   hiddenSize: number;
+  /** num_attention_heads. */
   numAttentionHeads: number;
+  /** num_key_value_heads (= numAttentionHeads without grouped-query attention). */
   numKeyValueHeads: number;
+  /** head_dim (hidden_size / num_attention_heads unless config.json says otherwise). */
   headDim: number;
+  /** intermediate_size (the MLP width). */
   intermediateSize: number;
+  /** vocab_size. */
   vocabSize: number;
+  /** Whether lm_head shares the embedding matrix. */
   tieWordEmbeddings: boolean;
+  /** Sliding-window attention width in tokens; null for full attention. */
   slidingWindow: number | null;
+  /** rope_scaling as the engine applies it. */
   ropeScaling: RopeScaling;
   /** Tensor count per dtype. */
   dtypes: Partial<Record<DType, number>>;
@@ -25,13 +42,17 @@ export interface InspectReport {
   parametersPerLayer: number[];
   /** Parameters outside the decoder layers (embeddings, final norm, lm_head). */
   globalParameters: number;
+  /** Parameters of every tensor. */
   totalParameters: number;
+  /** Tensors in the checkpoint. */
   tensorCount: number;
   /** Size of the safetensors files (headers included). */
   bytesOnDisk: number;
   /** Safetensors file names, relative to dir; more than one when sharded. */
   files: string[];
+  /** Whether the weights are split over shards with model.safetensors.index.json. */
   sharded: boolean;
+  /** Non-fatal findings, e.g. tensors the architecture does not use. */
   warnings: string[];
 }
 
@@ -80,23 +101,25 @@ export function inspectCheckpointInfo(ckpt: Checkpoint): InspectReport {
   };
 }
 
-export async function inspectCheckpoint(dir: string): Promise<InspectReport> {
-  return inspectCheckpointInfo(await openCheckpoint(dir));
+/**
+ * Reads a checkpoint's config.json and safetensors headers (no weights) and reports its
+ * architecture, sizes, dtypes and parameters per layer; `options.revision` picks a snapshot of a
+ * Hugging Face cache folder or hub id.
+ *
+ * @example
+ * console.log(formatInspectReport(await inspectCheckpoint('./Llama-2-7b-hf')));
+ */
+export async function inspectCheckpoint(dir: string, options: { revision?: string } = {}): Promise<InspectReport> {
+  return inspectCheckpointInfo(await openCheckpoint(dir, options));
 }
 
-function group(n: number): string {
-  return n.toLocaleString('en-US');
-}
+const group = formatCount;
 
 function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
-  return u === 0 ? `${n} B` : `${v.toFixed(2)} ${units[u]} (${group(n)} bytes)`;
+  return n < 1024 ? formatBytes(n) : `${formatBytes(n)} (${group(n)} bytes)`;
 }
 
-/** The human-readable form of the report. */
+/** The human-readable form of an {@link InspectReport}, as `shortgpt-native inspect` prints it. */
 export function formatInspectReport(r: InspectReport): string {
   const distinct = [...new Set(r.parametersPerLayer)];
   const perLayer = distinct.length <= 1 ? group(distinct[0] ?? 0) : r.parametersPerLayer.map((p, i) => `${i}:${group(p)}`).join(' ');

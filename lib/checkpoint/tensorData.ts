@@ -8,6 +8,7 @@ import { ShortGptError } from '../errors';
 import { bf16BitsToF32, f16BitsToF32 } from './halfFloat';
 import type { TensorInfo } from './types';
 
+/** A tensor's raw little-endian bytes, read from its file at its offset. */
 export async function readTensorBytes(t: TensorInfo): Promise<Buffer> {
   const buf = Buffer.alloc(t.byteLength);
   const handle = await fs.open(t.file, 'r');
@@ -40,6 +41,7 @@ export function decodeToF32(t: Pick<TensorInfo, 'name' | 'dtype'>, bytes: Buffer
   throw new ShortGptError('ERR_SAFETENSORS_DTYPE', `tensor '${t.name}' has dtype ${t.dtype}; only F32, F16 and BF16 can be decoded`);
 }
 
+/** A tensor decoded to f32 (F32, F16 or BF16; ERR_SAFETENSORS_DTYPE otherwise), in row-major order. */
 export async function readTensorF32(t: TensorInfo): Promise<Float32Array> {
   return decodeToF32(t, await readTensorBytes(t));
 }

@@ -11,8 +11,10 @@ export type DType =
   | 'I32' | 'U32' | 'F32'
   | 'I64' | 'U64' | 'F64';
 
+/** The weight dtypes the engine reads (converted while packing; see the design notes on precision). */
 export type ComputeDType = 'F32' | 'F16' | 'BF16';
 
+/** One tensor of a safetensors file, from its header: where its bytes are, not the bytes. */
 export interface TensorInfo {
   name: string;
   dtype: DType;
@@ -45,6 +47,7 @@ export interface ShardIndex {
   weightMap: Map<string, string>;
 }
 
+/** The model classes the engine runs (config.json `architectures[0]`). */
 export type Architecture =
   | 'LlamaForCausalLM'
   | 'MistralForCausalLM'
@@ -52,6 +55,7 @@ export type Architecture =
   | 'Qwen3ForCausalLM'
   | 'BaichuanForCausalLM';
 
+/** config.json `rope_scaling`, as the engine applies it. */
 export type RopeScaling =
   | { type: 'none' }
   | { type: 'linear'; factor: number }

@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors';
+import { optionProblem } from './optionTypos';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -13,10 +14,13 @@ export interface Parsed {
 }
 
 export function parseCommandLine(command: string, argv: string[], options: OptionSpec): Parsed {
+  const all: OptionSpec = { ...options, help: { type: 'boolean', short: 'h' } };
+  const problem = optionProblem(argv, all);
+  if (problem !== undefined) throw new UsageError(`${command}: ${problem}\nRun \`shortgpt-native ${command} --help\` for usage.`);
   try {
     const { values, positionals } = parseArgs({
       args: argv,
-      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      options: all,
       allowPositionals: true,
       strict: true,
     });

@@ -29,7 +29,9 @@ export const CALIB_OPTION_HELP = `Data options:
   --batch-tokens N       tokens per engine batch: bounds memory, never changes results
                          (default 65536)
 Data may be text files (.txt/.md; documents split at <|endoftext|> lines), JSONL/JSON records,
-Parquet, raw token streams (.bin with --token-dtype), folders of them, or - for stdin.`;
+Parquet, raw token streams (.bin with --token-dtype), folders of them, or - for stdin. A file
+with no extension is text; other extensions (.csv, .gz, ...) and binary files are refused, and
+skipped with a note inside folders. Fewer than 16 calibration windows gives a warning.`;
 
 /** Every value of a repeatable string option (`--calib a --calib b`), in order. */
 export function listOption(parsed: Parsed, name: string): string[] | undefined {

@@ -7,6 +7,7 @@ import { ShortGptError, UsageError } from '../errors';
 import { packageVersion } from '../version';
 import type { CliIO } from './command';
 import { commands } from './registry';
+import { isUsageError } from './usageCodes';
 
 function topLevelHelp(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -18,14 +19,18 @@ function topLevelHelp(): string {
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `shortgpt-native <command> --help` for a command\'s options.',
+    'Run `shortgpt-native <command> --help` (or `shortgpt-native help <command>`) for a command\'s',
+    'examples and options. To try it now on a small model bundled with the package:',
+    '  shortgpt-native demo',
+    '',
     'Exit status: 0 success, 1 runtime failure, 2 usage error.',
     '',
   ].join('\n');
 }
 
 export async function main(argv: string[], io: CliIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
-  const [name, ...rest] = argv;
+  // `help CMD` is `CMD --help`.
+  const [name, ...rest] = argv[0] === 'help' && argv.length > 1 ? [argv[1], '--help'] : argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout.write(topLevelHelp());
     return name === undefined ? 2 : 0;
@@ -56,5 +61,6 @@ export function reportError(e: unknown, io: CliIO): number {
   const code = e instanceof ShortGptError ? ` [${e.code}]` : (err as { code?: unknown }).code ? ` [${String((err as { code?: unknown }).code)}]` : '';
   io.stderr.write(`shortgpt-native: error${code}: ${err.message}\n`);
   if (process.env.SHORTGPT_DEBUG === '1' && err.stack) io.stderr.write(`${err.stack}\n`);
-  return 1;
+  // A library error caused by an option the model cannot satisfy (--remove 9 of 5 layers).
+  return isUsageError(e) ? 2 : 1;
 }

@@ -5,9 +5,11 @@
 import { UsageError } from '../errors';
 import { parseMetric, parseStrategy } from '../prune/choose';
 import { floatOption, flag, intOption, stringOption, type OptionSpec, type Parsed } from './args';
-import { CALIB_OPTION_HELP, CALIB_OPTION_SPEC, listOption, parseCalibOptions } from './calibOptions';
+import { CALIB_OPTION_SPEC, listOption, parseCalibOptions } from './calibOptions';
 import type { CliIO } from './command';
-import { ENGINE_OPTION_HELP, ENGINE_OPTION_SPEC, resolveCommandEngine } from './engineOption';
+import { ENGINE_OPTION_SPEC, resolveCommandEngine } from './engineOption';
+import { modelOptions } from './modelOption';
+import { resolveModelLocation } from '../checkpoint/modelLocation';
 import { runPruneCli } from './pruneRun';
 
 export const PRUNE_BY_SCORE_SPEC: OptionSpec = {
@@ -24,40 +26,6 @@ export const PRUNE_BY_SCORE_SPEC: OptionSpec = {
   ...ENGINE_OPTION_SPEC,
   ...CALIB_OPTION_SPEC,
 };
-
-export const PRUNE_BY_SCORE_HELP = `Usage: shortgpt-native prune MODEL_DIR --calib DATA (--remove N | --ratio R) --out OUT_DIR
-         [--metric bi|angular|relmag] [--strategy one-shot|iterative|block]
-         [--keep-first K] [--keep-last K] [--eval DATA] [--dry-run] [--json] [--quiet]
-         [--device auto|cpu|cuda] [--threads N]
-
-Scores every layer on the calibration data, chooses the layers to delete and writes the pruned
-checkpoint with report.json, report.md and chart.svg beside the weights.
-
-Choosing:
-  --calib DATA           calibration data (repeatable); see the data options below
-  --remove N             delete N layers
-  --ratio R              delete round(R x layers) layers, 0 < R < 1
-  --metric M             bi (Block Influence, default), angular (mean angle / pi) or relmag
-                         (||out - in|| / ||out||); lower = less influential for all three
-  --strategy S           one-shot (default; ShortGPT: the N lowest at once), iterative (remove the
-                         lowest, re-score the shortened model, repeat), block (the N contiguous
-                         layers whose input and output are closest on the last token,
-                         Gromov et al. 2024; --metric then only orders the report's table)
-  --keep-first K         never delete the first K layers
-  --keep-last K          never delete the last K layers
-  --eval DATA            held-out data: perplexity before and after (repeatable; windowed with
-                         --seq-len/--stride, without --samples)
-  --dry-run              stop after choosing: print the layers, parameters and bytes saved, and
-                         the cut as mergekit layer_range slices and llama.cpp --prune-layers
-                         (no perplexity, nothing written)
-  --force                replace a non-empty OUT_DIR once the new checkpoint is complete
-  --json                 print the report (report.json) as one JSON document on stdout, with
-                         "device": "cpu"|"cuda" added
-  --quiet                no progress or notes on stderr
-
-${ENGINE_OPTION_HELP}
-
-${CALIB_OPTION_HELP}`;
 
 /** Options that only say how to compute or print: harmless (ignored) with --remove-layers. */
 const NEUTRAL_OPTIONS = new Set(['threads', 'device', 'quiet']);
@@ -96,7 +64,9 @@ export async function runPruneByScore(modelDir: string, parsed: Parsed, io: CliI
   const keepLast = intOption(cmd, parsed, 'keep-last', { min: 0 });
   // Last of the checks, before anything is read or written: --device cuda without CUDA stops here.
   const { engine } = resolveCommandEngine(cmd, parsed, io, { silent: json || quiet });
-  const { status } = await runPruneCli(modelDir, {
+  // A hub id or cache folder becomes its snapshot directory here, where --revision is known.
+  const model = resolveModelLocation(modelDir, modelOptions(cmd, parsed)).dir;
+  const { status } = await runPruneCli(model, {
     calib,
     remove,
     ratio,

@@ -2,15 +2,10 @@
 import { formatLayerList, mergekitYaml } from '../report/cuts';
 import { METRIC_NAMES } from '../report/types';
 import type { PrunePlan, PruneResult } from '../prune/prune';
+import { formatBytes, formatCount } from '../util/format';
 
-const int = (n: number): string => n.toLocaleString('en-US');
-
-function bytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 2 ** 20) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 2 ** 30) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  return `${(n / 2 ** 30).toFixed(2)} GiB`;
-}
+const int = formatCount;
+const bytes = formatBytes;
 
 const pct = (part: number, whole: number): string => (whole > 0 ? `${((100 * part) / whole).toFixed(1)}%` : '0%');
 
@@ -47,7 +42,7 @@ export function resultText(r: PruneResult): string {
     const p = r.perplexity;
     lines.push(`perplexity on ${rep.perplexity?.data.join(', ')} (${int(p.before.predictions)} predictions): ${p.before.perplexity.toFixed(4)} -> ${p.after.perplexity.toFixed(4)} (${p.rise >= 0 ? 'rose' : 'fell'} by ${(Math.abs(p.rise) * 100).toFixed(1)}%)`);
   }
-  if (r.outDir) lines.push(`wrote ${r.outDir} (with report.json, report.md, chart.svg)`);
+  if (r.outDir) lines.push(`wrote ${r.outDir} (with ${[...(r.rewrite?.extraFiles ?? []), ...(r.rewrite?.generatedFiles ?? [])].join(', ')})`);
   else lines.push('dry run: nothing written');
   for (const w of r.rewrite?.warnings ?? []) lines.push(`warning: ${w}`);
   return `${lines.join('\n')}\n`;

@@ -6,6 +6,7 @@
  */
 import { UsageError } from '../errors';
 
+/** Groups windows, in order, into batches of at most `batchTokens` tokens (a longer window is a batch alone). */
 export function batchWindows<W extends { ids: ArrayLike<number> }>(windows: readonly W[], batchTokens: number): W[][] {
   if (!Number.isSafeInteger(batchTokens) || batchTokens < 1) {
     throw new UsageError(`--batch-tokens must be a positive integer, got ${batchTokens}`);

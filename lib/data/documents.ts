@@ -17,6 +17,7 @@ export interface SourceOptions {
   bosTokenId?: number | null;
 }
 
+/** Element type of a raw .bin token stream (--token-dtype): little-endian uint16 or uint32. */
 export type TokenDType = 'uint16' | 'uint32';
 
 export const DEFAULT_TEXT_FIELD = 'text';

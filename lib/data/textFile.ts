@@ -11,8 +11,10 @@
  */
 import type { CalibrationDocument } from './documents';
 
+/** The document separator line of TinyStories-style text dumps. */
 export const DOCUMENT_SEPARATOR = '<|endoftext|>';
 
+/** Plain text -> documents by the rule above; `origin` (a file name, or `-`) is recorded in each. */
 export function splitTextDocuments(text: string, origin: string): CalibrationDocument[] {
   const lines = text.split('\n');
   const docs: CalibrationDocument[] = [];

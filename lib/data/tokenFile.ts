@@ -6,6 +6,7 @@
 import * as fs from 'node:fs/promises';
 import { ShortGptError } from '../errors';
 
+/** Reads a --tokens file (a JSON array of arrays of token ids), checking every id below `vocabSize` when given. */
 export async function readTokenFile(file: string, vocabSize?: number): Promise<number[][]> {
   let text: string;
   try {

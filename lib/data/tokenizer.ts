@@ -9,15 +9,19 @@ import * as path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ShortGptError } from '../errors';
 
+/** A model's tokenizer, as {@link loadTokenizer} loads it: text -> ids the way transformers encodes. */
 export interface Tokenizer {
   /** The directory the tokenizer files came from. */
   readonly dir: string;
   /** Ids the model knows, added tokens included (ids must be below this). */
   readonly vocabSize: number;
+  /** The beginning-of-sequence token id, or null when the tokenizer has none. */
   readonly bosTokenId: number | null;
+  /** The end-of-sequence token id, or null when the tokenizer has none. */
   readonly eosTokenId: number | null;
   /** Whether `encode` starts a document with BOS / ends it with EOS. */
   readonly addBos: boolean;
+  /** Whether `encode` ends a document with EOS. */
   readonly addEos: boolean;
   /** One document -> ids, with BOS/EOS as configured. */
   encode(text: string): number[];

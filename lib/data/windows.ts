@@ -20,10 +20,13 @@
  */
 import { ShortGptError, UsageError } from '../errors';
 import { mulberry32 } from '../util/prng';
+import { formatCount, plural } from '../util/format';
 
+/** Tokens per calibration window by default: 256, as in the paper. */
 export const DEFAULT_SEQ_LEN = 256;
 export const MIN_WINDOW_TOKENS = 2;
 
+/** How cutWindows cuts: window length, stride, a seeded sample, the model's context limit. */
 export interface WindowOptions {
   /** Tokens per window (--seq-len, default 256). */
   seqLen?: number;
@@ -41,6 +44,7 @@ export interface WindowOptions {
   truncate?: boolean;
 }
 
+/** One calibration window: token ids cut from one document. */
 export interface TokenWindow {
   /** Index of the document it was cut from. */
   document: number;
@@ -51,6 +55,7 @@ export interface TokenWindow {
   ids: Int32Array;
 }
 
+/** How calibration data became windows (report.json `calibration.summary`). */
 export interface CalibrationSummary {
   documents: number;
   /** Tokens in all documents. */
@@ -67,6 +72,7 @@ export interface CalibrationSummary {
   seed: number | null;
 }
 
+/** What cutWindows returns: the windows and their summary. */
 export interface WindowedData {
   windows: TokenWindow[];
   summary: CalibrationSummary;
@@ -90,6 +96,7 @@ function checkInt(name: string, v: number, min: number): void {
   if (!Number.isSafeInteger(v) || v < min) throw new UsageError(`--${name} must be an integer of at least ${min}, got ${v}`);
 }
 
+/** Cuts tokenized documents into windows of at most `seqLen` tokens every `stride` tokens, then keeps a seeded sample of `samples` when asked (see the rules at the top of this file). */
 export function cutWindows(documents: readonly { ids: ArrayLike<number> }[], opts: WindowOptions = {}): WindowedData {
   const seqLen = opts.seqLen ?? DEFAULT_SEQ_LEN;
   checkInt('seq-len', seqLen, MIN_WINDOW_TOKENS);
@@ -154,17 +161,16 @@ export function cutWindowsOrFail(documents: readonly { ids: ArrayLike<number> }[
   if (out.windows.length === 0) {
     throw new ShortGptError(
       'ERR_DATA_EMPTY',
-      `${what} gives no windows: ${out.summary.documents} documents, ${out.summary.tokens} tokens (a window needs at least ${MIN_WINDOW_TOKENS} tokens)`,
+      `${what} gives no windows: ${plural(out.summary.documents, 'document')}, ${plural(out.summary.tokens, 'token')} (a window needs at least ${MIN_WINDOW_TOKENS} tokens)`,
     );
   }
   return out;
 }
 
-const fmt = (n: number): string => n.toLocaleString('en-US');
+const fmt = formatCount;
 
 /** "24 documents, 6,110 tokens -> 30 windows of <= 256 tokens" (+ sampling, when used). */
 export function describeCalibration(s: CalibrationSummary): string {
-  const plural = (n: number, one: string): string => `${fmt(n)} ${one}${n === 1 ? '' : 's'}`;
   let line = `${plural(s.documents, 'document')}, ${plural(s.tokens, 'token')} -> ${plural(s.windows, 'window')} of <= ${fmt(s.seqLen)} tokens`;
   if (s.stride < s.seqLen - 1 || s.stride > s.seqLen) line += `, stride ${fmt(s.stride)}`;
   if (s.windows < s.windowsAvailable) line += ` (a sample of ${fmt(s.windowsAvailable)}, seed ${s.seed})`;

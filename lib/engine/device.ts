@@ -15,9 +15,12 @@ import type { NativeCudaInfo } from '../../binding';
 import { ShortGptError, UsageError } from '../errors';
 import { bindingPath, loadBinding } from './binding';
 
+/** A --device value: 'auto' (CUDA when usable, else CPU), 'cpu' or 'cuda'. */
 export type DeviceRequest = 'auto' | 'cpu' | 'cuda';
+/** Every DeviceRequest, for option parsing and help. */
 export const deviceChoices: readonly DeviceRequest[] = ['auto', 'cpu', 'cuda'];
 
+/** The backend a DeviceRequest resolved to, and why. */
 export interface ResolvedDevice {
   device: 'cpu' | 'cuda';
   /** One line for the user: what was chosen and why. */

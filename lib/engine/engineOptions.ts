@@ -6,6 +6,7 @@
 import type { NativeCudaSessionOptions } from '../../binding';
 import { ShortGptError } from '../errors';
 
+/** Where and how the engine computes: threads, backend, CUDA settings; all optional. */
 export interface EngineOptions {
   /** Worker threads on the CPU backend; defaults to the machine's hardware threads. */
   threads?: number;

@@ -5,21 +5,27 @@
  * rewritten without them.
  */
 import type { Checkpoint } from '../checkpoint/types';
-import { embeddingRef, finalNormRef, layerTensorRefs, lmHeadRef, nativeModelSpec } from '../engine/modelSpec';
+import { embeddingRef, finalNormRef, layerTensorRefs, lmHeadRef, nativeModelSpec, nextLayerRefs } from '../engine/modelSpec';
 import { engineOptionsOf, type EngineOptions } from '../engine/engineOptions';
 import { EngineSession, type TokenSequences } from '../engine/session';
 import { ShortGptError } from '../errors';
 import { resolveCheckpoint } from '../scoring/scoreLayers';
 
+/** Options of {@link perplexity}: layers to skip, the engine fields, progress and cancellation. */
 export interface PerplexityOptions extends EngineOptions {
+  /** Layers to skip at run time (0-based): the same as evaluating the model rewritten without them. */
   skipLayers?: number[];
+  /** Cancels between batches of sequences; the promise rejects with code ERR_ABORTED. */
   signal?: AbortSignal;
   /** Called after each batch of sequences of each layer that runs. */
   onProgress?: (p: { layer: number; sequencesDone: number; sequencesTotal: number }) => void;
 }
 
+/** What {@link perplexity} returns. */
 export interface PerplexityResult {
+  /** exp(meanNll). */
   perplexity: number;
+  /** Mean next-token negative log-likelihood, in nats. */
   meanNll: number;
   /** Next-token predictions scored: the sum over sequences of (length - 1). */
   predictions: number;
@@ -27,9 +33,20 @@ export interface PerplexityResult {
   tokens: number;
   /** The sum of every final logit of every position (a checksum). */
   logitsSum: number;
+  /** The layers skipped, ascending, without duplicates. */
   skipLayers: number[];
 }
 
+/**
+ * Perplexity of `model` on token sequences: exp of the mean next-token negative log-likelihood,
+ * a sequence of T tokens predicting T-1. With `skipLayers`, those layers are skipped at run time,
+ * which gives the pruned model's perplexity without writing it.
+ *
+ * @example
+ * const before = await perplexity(dir, sequences);
+ * const after = await perplexity(dir, sequences, { skipLayers: [3] });
+ * console.log(before.perplexity, after.perplexity);
+ */
 export async function perplexity(model: Checkpoint | string, sequences: TokenSequences, options: PerplexityOptions = {}): Promise<PerplexityResult> {
   const ckpt = await resolveCheckpoint(model);
   const numLayers = ckpt.config.numHiddenLayers;
@@ -48,7 +65,8 @@ export async function perplexity(model: Checkpoint | string, sequences: TokenSeq
     await session.embed(embeddingRef(ckpt), { signal });
     for (let l = 0; l < numLayers; l++) {
       if (skip.includes(l)) continue;
-      await session.forwardLayer(l, layerTensorRefs(ckpt, l), { signal, onProgress });
+      const next = nextLayerRefs(ckpt, l, (k) => !skip.includes(k));
+      await session.forwardLayer(l, layerTensorRefs(ckpt, l), { signal, onProgress, next });
     }
     const r = await session.nll(finalNormRef(ckpt), lmHeadRef(ckpt), { signal });
     const meanNll = r.sumNll / r.predictions;

@@ -6,12 +6,14 @@
 import type { Checkpoint } from '../checkpoint/types';
 import type { TokenDType } from '../data/documents';
 import { batchWindows } from '../data/batches';
-import { loadCalibrationDocuments } from '../data/sources';
+import { loadCalibrationDocuments, type TokenizeProgress } from '../data/sources';
 import { cutWindows, cutWindowsOrFail, type CalibrationSummary, type TokenWindow } from '../data/windows';
+import { plural } from '../util/format';
 
 /** Default activation budget per engine session, in tokens (--batch-tokens). */
 export const DEFAULT_BATCH_TOKENS = 65536;
 
+/** How calibration (and eval) text becomes token windows; every field has a default. */
 export interface CalibrationOptions {
   /** Field holding the text in JSON/JSONL/Parquet records (default `text`). */
   textField?: string;
@@ -23,13 +25,33 @@ export interface CalibrationOptions {
   stride?: number;
   /** A seeded sample of this many windows. */
   samples?: number;
+  /** Seed of the `samples` draw (default 0): the same seed and data give the same windows. */
   seed?: number;
   /** Tokens per engine session: bounds activation memory, never changes results (default 65536). */
   batchTokens?: number;
   /** Where `-` reads from (default process.stdin). */
   stdin?: NodeJS.ReadableStream;
+  /** One line for people while reading (files a folder held that are not data). */
+  onNote?: (message: string) => void;
 }
 
+/**
+ * Below this many windows a layer ranking is mostly noise: Block Influence is a mean over
+ * tokens, and a handful of short windows gives layers whose means differ by less than their
+ * spread from window to window (the paper scores far more text).
+ */
+export const MIN_CALIBRATION_WINDOWS = 16;
+
+/** Warnings about calibration data that scores, but too little to trust the ranking. */
+export function calibrationWarnings(summary: CalibrationSummary): string[] {
+  if (summary.windows >= MIN_CALIBRATION_WINDOWS) return [];
+  const n = summary.windows;
+  return [
+    `only ${plural(n, 'calibration window')} (${plural(summary.tokensUsed, 'token')}): with fewer than ${MIN_CALIBRATION_WINDOWS} windows the layer ranking is mostly noise; give more calibration data`,
+  ];
+}
+
+/** Calibration data loaded for a model: the sources, the windows, their summary and the batches. */
 export interface LoadedWindows {
   sources: string[];
   windows: TokenWindow[];
@@ -39,7 +61,8 @@ export interface LoadedWindows {
 }
 
 /** `what` names the data in errors ("calibration data", "--eval data"). */
-export async function loadWindows(ckpt: Checkpoint, sources: string | readonly string[], opts: CalibrationOptions, what: string): Promise<LoadedWindows> {
+/** `onTokenize` follows the tokenizer through the documents (the slow part of loading text). */
+export async function loadWindows(ckpt: Checkpoint, sources: string | readonly string[], opts: CalibrationOptions, what: string, onTokenize?: (p: TokenizeProgress) => void | Promise<void>): Promise<LoadedWindows> {
   const list = typeof sources === 'string' ? [sources] : [...sources];
   const windowOptions = {
     seqLen: opts.seqLen,
@@ -57,6 +80,8 @@ export async function loadWindows(ckpt: Checkpoint, sources: string | readonly s
     vocabSize: ckpt.config.vocabSize,
     modelDir: ckpt.dir,
     stdin: opts.stdin,
+    onNote: opts.onNote,
+    onProgress: onTokenize,
   });
   const { windows, summary } = cutWindowsOrFail(docs, `${what} ${list.join(', ')}`, windowOptions);
   const batches = batchWindows(windows, opts.batchTokens ?? DEFAULT_BATCH_TOKENS).map((b) => b.map((w) => w.ids));

@@ -8,6 +8,7 @@
 import { ShortGptError } from '../errors';
 import { METRICS, METRIC_NAMES, STRATEGIES, type Metric, type MetricScores, type Strategy } from '../report/types';
 
+/** How many layers to delete (`remove` or `ratio`, one of them) and which never to touch. */
 export interface RemovalRequest {
   /** Delete exactly this many layers. */
   remove?: number;
@@ -19,6 +20,7 @@ export interface RemovalRequest {
   keepLast?: number;
 }
 
+/** Options of {@link chooseLayers}: the removal request and the metric to rank by. */
 export interface ChooseOptions extends RemovalRequest {
   /** Score to rank by (default 'bi'); lower = less influential. */
   metric?: Metric;
@@ -26,16 +28,21 @@ export interface ChooseOptions extends RemovalRequest {
 
 /** A request checked against a model's layer count. */
 export interface ResolvedRequest {
+  /** Decoder layers of the model. */
   numLayers: number;
   /** Layers to delete. */
   count: number;
+  /** Leading layers that are never deleted. */
   keepFirst: number;
+  /** Trailing layers that are never deleted. */
   keepLast: number;
   /** Layers that may be deleted: [keepFirst, numLayers - keepLast). */
   eligible: number[];
 }
 
+/** What {@link chooseLayers} chose, with the request it checked. */
 export interface LayerChoice extends ResolvedRequest {
+  /** The score the layers were ranked by. */
   metric: Metric;
   /** Chosen layers, ascending. */
   removed: number[];
@@ -43,11 +50,13 @@ export interface LayerChoice extends ResolvedRequest {
   reasons: Record<number, string>;
 }
 
+/** Checks a metric name ('bi', 'angular', 'relmag'); ERR_METRIC naming `what` otherwise. */
 export function parseMetric(value: string, what = 'metric'): Metric {
   if ((METRICS as readonly string[]).includes(value)) return value as Metric;
   throw new ShortGptError('ERR_METRIC', `unknown ${what} '${value}': expected one of ${METRICS.join(', ')}`);
 }
 
+/** Checks a strategy name ('one-shot', 'iterative', 'block'); ERR_STRATEGY naming `what` otherwise. */
 export function parseStrategy(value: string, what = 'strategy'): Strategy {
   if ((STRATEGIES as readonly string[]).includes(value)) return value as Strategy;
   throw new ShortGptError('ERR_STRATEGY', `unknown ${what} '${value}': expected one of ${STRATEGIES.join(', ')}`);
@@ -118,7 +127,16 @@ export function byScore(scoreOf: (layer: number) => number): (a: number, b: numb
   };
 }
 
-/** One-shot (ShortGPT): delete the `count` eligible layers with the lowest score under `metric`. */
+/**
+ * One-shot (ShortGPT): delete the `count` eligible layers with the lowest score under `metric`
+ * (default 'bi'). `scores[i]` are layer i's scores, e.g. `scores.layers.map(toMetricScores)` of a
+ * {@link scoreLayers} result. Throws ShortGptError (ERR_REMOVE_COUNT, ...) on a request the model
+ * cannot meet.
+ *
+ * @example
+ * const choice = chooseLayers(scores.layers.map(toMetricScores), { remove: 2, keepLast: 1 });
+ * console.log(choice.removed, choice.reasons);
+ */
 export function chooseLayers(scores: readonly MetricScores[], options: ChooseOptions): LayerChoice {
   const metric = parseMetric(options.metric ?? 'bi');
   const req = resolveRequest(scores.length, options);

@@ -4,6 +4,7 @@
  */
 import { ShortGptError } from '../errors';
 
+/** Which layers a rewrite keeps and the old -> new index of each. */
 export interface LayerPlan {
   /** num_hidden_layers of the source. */
   sourceLayers: number;

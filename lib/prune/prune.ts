@@ -18,20 +18,29 @@ import { ShortGptError } from '../errors';
 import { buildReport, toMetricScores } from '../report/buildReport';
 import { reportFiles } from '../report/files';
 import type { Metric, PruneReport, Strategy } from '../report/types';
+import type { TokenizeProgress } from '../data/sources';
+import { describeCalibration } from '../data/windows';
+import { plural } from '../util/format';
 import type { LayerScore } from '../scoring/scoreLayers';
 import { checkOutputPlacement, checkOutputVacancy } from './atomicOutput';
-import { loadWindows, type CalibrationOptions, type LoadedWindows } from './calibration';
+import { calibrationWarnings, loadWindows, type CalibrationOptions, type LoadedWindows } from './calibration';
 import { parseMetric, parseStrategy, resolveRequest, type RemovalRequest } from './choose';
+import { estimateTokens, JobTracker, jobPriors, prunePhases, revisePlan, tokenizeReporter, trackJob, type PruneJobShape } from './jobProgress';
 import { rewriteOpenedCheckpoint, type RewriteResult } from './rewrite';
 import { chooseBlock } from './strategies/block';
 import { iterative } from './strategies/iterative';
 import { oneShot } from './strategies/oneShot';
-import { perplexityBatches, scoreBatches, type BatchedPerplexity, type WorkProgress } from './strategies/passes';
+import { batchTokens, perplexityBatches, scoreBatches, type Batch, type BatchedPerplexity, type WorkProgress } from './strategies/passes';
 import type { StrategyResult } from './strategies/types';
 
+/** Progress of a prune run, one call per step of work: see WorkProgress for the phases and units. */
 export type PruneProgress = WorkProgress;
 
-/** Engine fields (threads, device, cuda): where every scoring and perplexity pass computes. */
+/**
+ * Options of {@link prune}: the data (`calib`, `eval`), how many layers (`remove` or `ratio`), how
+ * to choose them (`metric`, `strategy`), where to write (`out`), and the engine fields (threads,
+ * device, cuda) every scoring and perplexity pass computes with.
+ */
 export interface PruneOptions extends RemovalRequest, CalibrationOptions, EngineOptions {
   /** Calibration data: files, folders or '-' (stdin). */
   calib: string | readonly string[];
@@ -51,19 +60,30 @@ export interface PruneOptions extends RemovalRequest, CalibrationOptions, Engine
   dryRun?: boolean;
   /** Iterative strategy: memory for residual-stream snapshots (default 1 GiB; 0: none). */
   snapshotBudgetBytes?: number;
-  /** Work done per step (tokens through layers; bytes for the rewrite). */
+  /**
+   * Progress of each step (bytes of text tokenized, tokens through layers, bytes written), with
+   * `job`: the whole prune's fraction done and ETA (never decreasing, across all steps).
+   */
   onProgress?: (p: PruneProgress) => void;
   /** One-line notes for people: the calibration summary, the choice. */
   onNote?: (message: string) => void;
+  /** Aborting stops at the next batch or chunk; the promise rejects with code ERR_ABORTED and nothing is written. */
   signal?: AbortSignal;
 }
 
+/** The cut: which layers go, which stay, and what that saves. */
 export interface PrunePlan {
+  /** Source layer indices deleted, ascending (0-based). */
   removed: number[];
+  /** Source layer indices kept, ascending; the new model's layer i is kept[i]. */
   kept: number[];
+  /** Decoder layers before the cut (config.json num_hidden_layers). */
   numLayers: number;
+  /** Decoder layers after the cut. */
   numLayersAfter: number;
+  /** Parameter counts (elements of every tensor) before, after and removed. */
   parameters: { before: number; after: number; saved: number };
+  /** Tensor bytes (excluding safetensors headers) before, after and removed. */
   bytes: { before: number; after: number; saved: number };
   /** mergekit passthrough `slices`, each `layer_range: [start, end)`. */
   mergekit: Array<{ layer_range: [number, number] }>;
@@ -71,16 +91,26 @@ export interface PrunePlan {
   llamaCppPruneLayers: number[];
 }
 
+/** What `prune` did: the report it wrote, the plan, every score, and the perplexity before and after. */
 export interface PruneResult {
+  /** report.json's content (also written to OUT with report.md and chart.svg). */
   report: PruneReport;
+  /** The layers removed and kept, and the sizes before and after. */
   plan: PrunePlan;
   /** Every layer of the source, scored on the full model. */
   scores: LayerScore[];
+  /** The strategy's choice: removed layers, a reason for each, and its trace (iterations, block). */
   strategy: StrategyResult;
+  /** The calibration data as scored: documents, tokens, windows, and the source files. */
   calibration: LoadedWindows['summary'] & { sources: string[] };
+  /**
+   * Perplexity on `eval` data of the original and of the pruned model, and the relative rise
+   * (after / before - 1, e.g. 0.12 = 12% higher); null without `eval` or for a dry run.
+   */
   perplexity: { before: BatchedPerplexity; after: BatchedPerplexity; rise: number } | null;
   /** The rewrite's result; null for a dry run. */
   rewrite: RewriteResult | null;
+  /** The absolute output directory; null for a dry run. */
   outDir: string | null;
 }
 
@@ -115,8 +145,35 @@ function addonVersions(): Record<string, string> {
   }
 }
 
+/** Bytes the rewrite copies: every tensor but `count` layers' (layer 0's size each; the plan's estimate). */
+function estimateWriteBytes(ckpt: Checkpoint, count: number): number {
+  let all = 0;
+  for (const t of ckpt.tensors.values()) all += t.byteLength;
+  let layer = 0;
+  if (ckpt.config.numHiddenLayers > 0) for (const t of layerTensors(ckpt, 0).values()) layer += t.byteLength;
+  return Math.max(0, all - count * layer);
+}
+
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
+/**
+ * The whole job: reads calibration data, scores every layer, chooses the layers to delete by
+ * `metric` and `strategy`, measures perplexity before and after on `eval` data when given, and
+ * writes the pruned checkpoint to `out` with report.json, report.md and chart.svg. `out` appears
+ * complete or not at all; the source is never modified. Defaults follow the paper: Block
+ * Influence, one-shot, 256-token windows.
+ *
+ * `model` is a checkpoint directory (config.json + *.safetensors), a Hugging Face cache folder or
+ * hub id in the local cache, or a checkpoint already opened with {@link openCheckpoint}.
+ * Rejects with a {@link ShortGptError} (stable `code`) on bad data, options or output placement,
+ * before the first layer is scored.
+ *
+ * @example
+ * const result = await prune('./Llama-2-7b-hf', {
+ *   calib: 'pg19.parquet', samples: 1024, remove: 9, eval: 'wikitext.txt', out: './Llama-2-7b-short',
+ * });
+ * console.log(result.plan.removed, result.perplexity?.rise);
+ */
 export async function prune(model: Checkpoint | string, options: PruneOptions): Promise<PruneResult> {
   const tStart = process.hrtime.bigint();
   const timings: Record<string, number> = {};
@@ -141,16 +198,45 @@ export async function prune(model: Checkpoint | string, options: PruneOptions): 
     checkOutputPlacement(ckpt.dir, outDir);
     await checkOutputVacancy(outDir, options.force === true);
   }
-  const calib = await loadWindows(ckpt, options.calib, options, 'calibration data');
-  note(`calibration: ${calib.summary.documents} documents, ${calib.summary.tokens} tokens -> ${calib.summary.windows} windows of <= ${calib.summary.seqLen} tokens (${calib.batches.length} batch${calib.batches.length === 1 ? '' : 'es'})`);
+  // One plan for the whole job, so progress runs from 0 to 100% once (lib/prune/jobProgress.ts).
+  const L = ckpt.config.numHiddenLayers;
+  const job: PruneJobShape = {
+    numLayers: L,
+    iterative: strategyName === 'iterative',
+    count: req.count,
+    evaluate: options.eval !== undefined && !dryRun,
+    writeBytes: dryRun ? 0 : estimateWriteBytes(ckpt, req.count),
+  };
+  const tracker = new JobTracker(prunePhases(job, 0, 0), jobPriors(ckpt, engine, options.seqLen));
+  const onProgress = trackJob(tracker, options.onProgress);
+  const tokenTotal = (batches: readonly Batch[]): number => batches.reduce((n, b) => n + batchTokens(b), 0);
+  // Token counts for the plan: guesses from the text's size until it is tokenized and windowed.
+  let calibTokens = 0;
+  const reporters = onProgress && { tokenize: tokenizeReporter('tokenize', L, onProgress), 'tokenize-eval': tokenizeReporter('tokenize-eval', L, onProgress) };
+  const onTokenize = (phase: 'tokenize' | 'tokenize-eval') => reporters && ((t: TokenizeProgress): Promise<void> | undefined => {
+    if (t.documentsDone === 0 && phase === 'tokenize') {
+      calibTokens = estimateTokens(t.bytesTotal, options.samples !== undefined ? options.samples * (options.seqLen ?? 256) : undefined);
+      revisePlan(tracker, prunePhases(job, calibTokens, calibTokens)); // the eval data: the same guess, for now
+    } else if (t.documentsDone === 0) {
+      revisePlan(tracker, prunePhases(job, calibTokens, estimateTokens(t.bytesTotal)));
+    }
+    return reporters[phase](t);
+  });
+  const calib = await loadWindows(ckpt, options.calib, options, 'calibration data', onTokenize('tokenize'));
+  calibTokens = tokenTotal(calib.batches);
+  revisePlan(tracker, prunePhases(job, calibTokens, calibTokens));
+  note(`calibration: ${describeCalibration(calib.summary)} (${plural(calib.batches.length, 'batch')})`);
+  const calibWarnings = calibrationWarnings(calib.summary);
+  for (const w of calibWarnings) note(`warning: ${w}`);
   if (options.eval !== undefined && dryRun) note('dry run: --eval skipped (perplexity needs the pruned model)');
   const held = options.eval !== undefined && !dryRun
-    ? await loadWindows(ckpt, options.eval, { ...options, samples: undefined, seed: undefined, ...options.evalOptions }, '--eval data')
+    ? await loadWindows(ckpt, options.eval, { ...options, samples: undefined, seed: undefined, ...options.evalOptions }, '--eval data', onTokenize('tokenize-eval'))
     : undefined;
+  if (held) revisePlan(tracker, prunePhases(job, calibTokens, tokenTotal(held.batches)));
   timings.load = seconds(t);
 
   t = process.hrtime.bigint();
-  const pass = { engine, signal: options.signal, onProgress: options.onProgress };
+  const pass = { engine, signal: options.signal, onProgress };
   let scores: LayerScore[];
   let chosen: StrategyResult;
   if (strategyName === 'iterative') {
@@ -200,7 +286,7 @@ export async function prune(model: Checkpoint | string, options: PruneOptions): 
     reasons: chosen.reasons,
     iterations: chosen.iterations,
     block: chosen.block,
-    calibration: { sources: calib.sources, summary: calib.summary },
+    calibration: { sources: calib.sources, summary: calib.summary, warnings: calibWarnings },
     perplexity: ppl && held ? { data: held.sources, predictions: ppl.before.predictions, before: ppl.before.perplexity, after: ppl.after.perplexity } : undefined,
     timings,
     versions: addonVersions(),
@@ -223,12 +309,14 @@ export async function prune(model: Checkpoint | string, options: PruneOptions): 
       force: options.force,
       signal: options.signal,
       extraFiles: reportFiles(report),
+      report,
       extraMetadata: { 'shortgpt.metric': metric, 'shortgpt.strategy': strategyName },
-      onProgress: options.onProgress
-        ? (p) => options.onProgress?.({ phase: 'rewrite', layer: -1, layers: req.numLayers, windowsDone: 0, windowsTotal: 0, workDone: p.bytesDone, workTotal: p.bytesTotal })
+      onProgress: onProgress
+        ? (p) => onProgress({ phase: 'rewrite', layer: -1, layers: req.numLayers, windowsDone: 0, windowsTotal: 0, workDone: p.bytesDone, workTotal: p.bytesTotal })
         : undefined,
     });
   }
+  tracker.finish();
   return {
     report,
     plan,

@@ -1,7 +1,8 @@
 /**
  * The layer-removal rewrite: a new checkpoint directory without the chosen layers, every kept
  * tensor copied byte for byte (never decoded), later layers renumbered, config.json edited, the
- * other files copied, provenance recorded. Written beside OUT and renamed into place only after
+ * other files copied, provenance recorded (shortgpt.json; mergekit.yaml, the same cut for mergekit;
+ * README.md, the source's model card with what was removed on top). Written beside OUT and renamed into place only after
  * the result has been read back through the same validator as any input (DESIGN.md, "Rewriting
  * copies bytes"). The source directory is only ever opened for reading.
  */
@@ -13,6 +14,9 @@ import { encodeSafetensorsHeader } from '../checkpoint/safetensorsHeader';
 import { INDEX_FILE } from '../checkpoint/shardIndex';
 import type { Checkpoint, SafetensorsFile } from '../checkpoint/types';
 import { ShortGptError } from '../errors';
+import { MERGEKIT_YAML, mergekitDtype, mergekitFile } from '../report/cuts';
+import { MODEL_CARD, renderModelCard } from '../report/modelCard';
+import type { PruneReport } from '../report/types';
 import { packageVersion } from '../version';
 import { checkOutputPlacement, checkOutputVacancy, withAtomicOutput } from './atomicOutput';
 import { editConfig } from './configEdit';
@@ -23,7 +27,9 @@ import { copyOtherFile, listOtherFiles } from './otherFiles';
 import { planOutputLayout, type OutputFile, type OutputLayout } from './outputLayout';
 import { layerMappingRecord, PROVENANCE_FILE, safetensorsMetadata, type Provenance } from './provenance';
 
+/** Progress of a rewrite, by bytes of tensor data copied. */
 export interface RewriteProgress {
+  /** Copying tensors, copying the other files, or checking the output. */
   phase: 'tensors' | 'files' | 'verify';
   /** Tensor bytes copied so far, and in all. */
   bytesDone: number;
@@ -32,11 +38,13 @@ export interface RewriteProgress {
   file?: string;
 }
 
+/** Options of {@link rewriteCheckpoint}: which layers to delete, and what to add to the output. */
 export interface RewriteOptions {
   /** 0-based indices of the layers to delete. */
   removeLayers: readonly number[];
   /** Replace a non-empty OUT (only after the new checkpoint is complete). */
   force?: boolean;
+  /** Called as bytes are copied. */
   onProgress?: (p: RewriteProgress) => void;
   /** Aborting stops at the next chunk, removes the temporary directory and rejects with ERR_ABORTED. */
   signal?: AbortSignal;
@@ -50,35 +58,70 @@ export interface RewriteOptions {
   extraFiles?: Record<string, string | Buffer>;
   /** Copy buffer size (two are used); default 8 MiB. */
   chunkBytes?: number;
+  /**
+   * The prune report when the layers were chosen by score: the model card (README.md) then also
+   * says by what score, on what data, and the perplexity before and after when measured.
+   */
+  report?: PruneReport;
 }
 
+/** What {@link rewriteCheckpoint} wrote. */
 export interface RewriteResult {
+  /** The source checkpoint directory (absolute). */
   sourceDir: string;
+  /** The output directory (absolute). */
   outDir: string;
+  /** Decoder layers of the source. */
   sourceLayers: number;
+  /** Source indices deleted, ascending. */
   removedLayers: number[];
+  /** Source indices kept, ascending (new layer i is keptLayers[i]). */
   keptLayers: number[];
   /** Old index -> new index for every kept layer. */
   layerMapping: Record<string, number>;
+  /** num_hidden_layers of the output's config.json. */
   numHiddenLayers: number;
   /** Output safetensors file names, in order. */
   files: string[];
+  /** Whether the output is sharded (with model.safetensors.index.json), as the source was. */
   sharded: boolean;
+  /** Tensors written. */
   tensorsWritten: number;
+  /** Names of the source tensors left out (the deleted layers'). */
   tensorsRemoved: string[];
   /** Tensor bytes written (excluding headers). */
   tensorBytes: number;
+  /** Per-layer config.json lists cut to the kept layers (e.g. layer_types). */
   configFieldsSliced: string[];
+  /** Other config.json fields rewritten because they count layers (e.g. max_window_layers); num_hidden_layers always changes. */
   configFieldsAdjusted: string[];
+  /** Other files copied from the source (tokenizer, generation config, ...). */
   copiedFiles: string[];
   /** Names of `extraFiles` written. */
   extraFiles: string[];
+  /**
+   * Files the rewrite writes about the cut: mergekit.yaml (rebuilds the output from the source
+   * with `mergekit-yaml`) and README.md (the source's model card with a section on what was
+   * removed on top, or a new card), unless `extraFiles` supplies them.
+   */
+  generatedFiles: string[];
+  /** Source files not copied, and why (other weight files would still hold the removed layers; .git; caches). */
   skippedFiles: Array<{ path: string; reason: string }>;
   /** The source's warnings (unknown tensors...) and ours (skipped files). */
   warnings: string[];
 }
 
-/** Opens `srcDir` and rewrites it; see rewriteOpenedCheckpoint. */
+/**
+ * Writes the checkpoint in `srcDir` to `outDir` without the layers `options.removeLayers`: kept
+ * tensors are copied byte for byte and renumbered, config.json is updated, the tokenizer and
+ * other files are copied. The output is written to a temporary directory and renamed into place
+ * when complete; the source is never modified. Rejects with ERR_OUTPUT_EXISTS when `outDir` is
+ * not empty (unless `force`).
+ *
+ * @example
+ * const result = await rewriteCheckpoint('./Llama-2-7b-hf', './Llama-2-7b-short', { removeLayers: [21, 22, 23] });
+ * console.log(result.numHiddenLayers, result.files);
+ */
 export async function rewriteCheckpoint(srcDir: string, outDir: string, options: RewriteOptions): Promise<RewriteResult> {
   // Placement is checked before opening so a bad --out fails fast, whatever the model size.
   checkOutputPlacement(srcDir, outDir);
@@ -103,7 +146,10 @@ export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, 
       throw new ShortGptError('ERR_EXTRA_FILE', `extraFiles: '${name}' must be a plain file name other than the checkpoint's own files (${[...ours].join(', ')})`);
     }
   }
-  const weightFiles = new Set([...ckpt.files.map((f) => path.relative(ckpt.dir, f.file).split(path.sep).join('/')), ...ours, ...extraFiles.map(([name]) => name)]);
+  const extraNames = new Set(extraFiles.map(([name]) => name));
+  const generated = [MERGEKIT_YAML, MODEL_CARD].filter((name) => !extraNames.has(name));
+  // The source's README.md and mergekit.yaml describe the source; ours replace them.
+  const weightFiles = new Set([...ckpt.files.map((f) => path.relative(ckpt.dir, f.file).split(path.sep).join('/')), ...ours, ...extraNames, MERGEKIT_YAML, MODEL_CARD]);
   const others = await listOtherFiles(ckpt.dir, weightFiles);
   const vacancy = await checkOutputVacancy(outAbs, options.force === true);
   const signal = options.signal;
@@ -111,6 +157,7 @@ export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, 
 
   const previousProvenance = await readJsonIfPresent(path.join(ckpt.dir, PROVENANCE_FILE));
   const sourceConfigText = await fsp.readFile(path.join(ckpt.dir, CONFIG_FILE), 'utf8');
+  const about = await aboutTheCut(ckpt, plan, layout, options, [...extraNames]);
   const progress = { bytesDone: 0, bytesTotal: layout.totalBytes };
   const report = (phase: RewriteProgress['phase'], file?: string) => options.onProgress?.({ phase, ...progress, file });
 
@@ -161,6 +208,7 @@ export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, 
       await copyOtherFile(ckpt.dir, tmp, rel);
     }
     for (const [name, content] of extraFiles) await writeText(path.join(tmp, name), content);
+    for (const name of generated) await writeText(path.join(tmp, name), about[name]);
     if (signal?.aborted) throw abortedError(signal);
     report('verify');
     await verifyOutput(tmp, layout, plan);
@@ -183,8 +231,40 @@ export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, 
     configFieldsAdjusted: edit.adjustedFields,
     copiedFiles: others.copy,
     extraFiles: extraFiles.map(([name]) => name),
+    generatedFiles: generated,
     skippedFiles: others.skipped,
     warnings: [...ckpt.warnings, ...others.skipped.map((s) => `${path.join(ckpt.dir, s.path)}: not copied: ${s.reason}`)],
+  };
+}
+
+/** mergekit.yaml and README.md for the output: the same cut in mergekit's terms, and the model card. */
+async function aboutTheCut(ckpt: Checkpoint, plan: LayerPlan, layout: OutputLayout, options: RewriteOptions, extraNames: string[]): Promise<Record<string, string>> {
+  const tool = `shortgpt-native ${packageVersion}`;
+  let card: string | null = null;
+  try {
+    card = await fsp.readFile(path.join(ckpt.dir, MODEL_CARD), 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'EISDIR') throw new ShortGptError('ERR_SOURCE_IO', `cannot read the model card ${path.join(ckpt.dir, MODEL_CARD)}: ${(e as Error).message}`);
+  }
+  const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+  let before = 0;
+  for (const t of ckpt.tensors.values()) before += count(t.shape);
+  let after = 0;
+  for (const f of layout.files) for (const t of f.tensors) after += count(t.source.shape);
+  return {
+    [MERGEKIT_YAML]: mergekitFile(ckpt.dir, plan.sourceLayers, plan.removed, { dtype: mergekitDtype([...ckpt.tensors.values()].map((t) => t.dtype)), tool }),
+    [MODEL_CARD]: renderModelCard(card, {
+      source: ckpt.dir,
+      architecture: ckpt.config.architecture,
+      sourceLayers: plan.sourceLayers,
+      removed: plan.removed,
+      kept: plan.kept,
+      parameters: { before, after },
+      report: options.report,
+      tool,
+      files: extraNames,
+    }),
   };
 }
 

@@ -51,6 +51,7 @@ function defaultReason(input: ReportInput, layer: number, rank: number): string 
   return `${name} ${formatScore(score)}, rank ${rank} of ${n} (lowest = least influential)`;
 }
 
+/** Builds report.json from a prune run's inputs: ranks, reasons, the old -> new mapping and the cut in mergekit and llama.cpp terms. Pure: no I/O. */
 export function buildReport(input: ReportInput): PruneReport {
   const numLayers = input.model.numLayers;
   if (input.scores.length !== numLayers) {
@@ -110,7 +111,7 @@ export function buildReport(input: ReportInput): PruneReport {
     layerMapping,
     iterations: input.iterations ?? null,
     block: input.block ?? null,
-    calibration: { ...input.calibration.summary, sources: input.calibration.sources, description: describeCalibration(input.calibration.summary) },
+    calibration: { ...input.calibration.summary, sources: input.calibration.sources, description: describeCalibration(input.calibration.summary), warnings: input.calibration.warnings ?? [] },
     perplexity: p ? { data: p.data, predictions: p.predictions, before: p.before, after: p.after, rise: p.after / p.before - 1 } : null,
     timings: input.timings ?? {},
     versions: { 'shortgpt-native': packageVersion, node: process.versions.node, ...input.versions },

@@ -14,11 +14,13 @@ export const CHART_COLORS = { kept: '#4c78a8', removed: '#e45756', axis: '#33333
 
 const FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Helvetica, Arial, sans-serif";
 
+/** Options of renderBlockInfluenceChart. */
 export interface ChartOptions {
   /** Which score the bars show; default 'bi' (the paper's Block Influence). */
   metric?: Metric;
 }
 
+/** chart.svg: each layer's score as a bar, removed layers in a second colour; a self-contained SVG string. */
 export function renderBlockInfluenceChart(report: PruneReport, opts: ChartOptions = {}): string {
   const metric = opts.metric ?? 'bi';
   const layers = report.layers;

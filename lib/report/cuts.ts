@@ -34,19 +34,67 @@ export function mergekitSlices(numLayers: number, removed: readonly number[]): M
   return slices;
 }
 
+/** The removed layers as llama.cpp `llama-quantize --prune-layers` takes them (0-based indices, ascending). */
 export function llamaCppPruneLayers(removed: readonly number[]): number[] {
   return [...new Set(removed)].sort((a, b) => a - b);
 }
 
-/** A mergekit passthrough config (YAML) that builds the pruned model from `source`. */
-export function mergekitYaml(source: string, slices: readonly MergekitSlice[]): string {
-  const model = /^[\w./-]+$/.test(source) ? source : JSON.stringify(source);
+/** The file in a pruned checkpoint's directory that rebuilds it with `mergekit-yaml`. */
+export const MERGEKIT_YAML = 'mergekit.yaml';
+
+/** safetensors dtype -> the name mergekit's `dtype:` takes (torch dtype names). */
+const MERGEKIT_DTYPES: Record<string, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+
+/**
+ * mergekit's `dtype:` for a checkpoint whose floating-point tensors have these safetensors
+ * dtypes: the one dtype they share, or undefined when they are mixed (e.g. F32 norms beside BF16
+ * matrices), where a single `dtype:` would convert some tensors and the rebuild would differ.
+ */
+export function mergekitDtype(dtypes: Iterable<string>): string | undefined {
+  const floats = new Set([...dtypes].filter((d) => d.startsWith('F') || d === 'BF16'));
+  if (floats.size !== 1) return undefined;
+  return MERGEKIT_DTYPES[[...floats][0]];
+}
+
+/** A model path or hub id as a YAML scalar: plain where that is unambiguous, else double-quoted. */
+function yamlScalar(s: string): string {
+  const plain = /^[\w./-]+$/.test(s) && !/^(true|false|yes|no|on|off|null|~|[-+]?[\d.]+(e[-+]?\d+)?)$/i.test(s) && !s.startsWith('-');
+  // A JSON string is a valid YAML double-quoted scalar (same escapes).
+  return plain ? s : JSON.stringify(s);
+}
+
+/**
+ * A mergekit passthrough config (YAML) that builds the pruned model from `source` (a local
+ * directory or a hub id): one slice per contiguous run of kept layers; embeddings, final norm and
+ * head come with the first and last slices. `dtype` (mergekit's name, e.g. bfloat16) keeps the
+ * output in the source's dtype.
+ */
+export function mergekitYaml(source: string, slices: readonly MergekitSlice[], opts: { dtype?: string } = {}): string {
+  // mergekit reads a model string as PATH[@REVISION][+LORA]; a path holding '@' or '+' goes in
+  // the structured form (model: {path: ...}) so it is read as one path.
+  const model = /[@+]/.test(source) ? ['', '          model:', `            path: ${yamlScalar(source)}`] : [` ${yamlScalar(source)}`];
   const lines = ['slices:'];
   for (const s of slices) {
-    lines.push('  - sources:', `      - model: ${model}`, `        layer_range: [${s.layer_range[0]}, ${s.layer_range[1]}]`);
+    lines.push('  - sources:', `      - model:${model[0]}`, ...model.slice(1), `        layer_range: [${s.layer_range[0]}, ${s.layer_range[1]}]`);
   }
   lines.push('merge_method: passthrough');
+  if (opts.dtype !== undefined) lines.push(`dtype: ${opts.dtype}`);
   return lines.join('\n');
+}
+
+/** mergekit.yaml as written beside a pruned checkpoint: how to run it, then the config. */
+export function mergekitFile(source: string, numLayers: number, removed: readonly number[], opts: { dtype?: string; tool?: string } = {}): string {
+  const gone = normalizeRemoved(numLayers, removed);
+  return [
+    `# Rebuilds this pruned checkpoint from its source with mergekit's passthrough merge:`,
+    `#   mergekit-yaml ${MERGEKIT_YAML} OUTPUT_DIR`,
+    `# The source has ${numLayers} layers; removed (0-based): ${formatLayerList(gone)}.`,
+    `# Each slice takes the source's layers [start, end) (end exclusive); the slices' layers are`,
+    `# numbered consecutively in the output.`,
+    ...(opts.tool ? [`# Written by ${opts.tool}.`] : []),
+    mergekitYaml(source, mergekitSlices(numLayers, gone), { dtype: opts.dtype }),
+    '',
+  ].join('\n');
 }
 
 /** [2, 3, 4, 9] -> "2-4, 9": a removal list as people read it. */

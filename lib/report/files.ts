@@ -3,6 +3,7 @@ import { renderBlockInfluenceChart } from './chart';
 import { CHART_SVG, REPORT_JSON, REPORT_MD, renderReportMarkdown } from './markdown';
 import type { PruneReport } from './types';
 
+/** The report's files for an output directory, name -> content: report.json, report.md and chart.svg. */
 export function reportFiles(report: PruneReport): Record<string, string> {
   return {
     [REPORT_JSON]: `${JSON.stringify(report, null, 2)}\n`,

@@ -5,9 +5,13 @@
 import { formatScore } from './buildReport';
 import { formatLayerList, mergekitYaml } from './cuts';
 import { METRIC_NAMES, type PruneReport, type Strategy } from './types';
+import { formatBytes, formatCount } from '../util/format';
 
+/** report.json, the report for tools (file names of the report inside the output directory). */
 export const REPORT_JSON = 'report.json';
+/** report.md, the report for people. */
 export const REPORT_MD = 'report.md';
+/** chart.svg, the per-layer score chart. */
 export const CHART_SVG = 'chart.svg';
 
 const STRATEGY_TEXT: Record<Strategy, string> = {
@@ -16,27 +20,18 @@ const STRATEGY_TEXT: Record<Strategy, string> = {
   block: 'block (remove the contiguous block whose input and output are closest, Gromov et al. 2024)',
 };
 
-const int = (n: number): string => n.toLocaleString('en-US');
+const int = formatCount;
+const bytes = formatBytes;
 const pct = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}%`;
 const code = (s: string): string => `\`${s.replace(/`/g, "'")}\``;
 /** Table cells may not hold a raw '|'. */
 const cell = (s: string): string => s.replace(/\|/g, '\\|');
 
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]}`;
-}
-
 function change(before: number, after: number, fmt: (n: number) => string): string {
   return `${fmt(before)} → ${fmt(after)} (${pct(after / before - 1)})`;
 }
 
+/** report.md: the run for people: summary, chart, every layer's scores, why the chosen layers went, the cut for mergekit and llama.cpp. */
 export function renderReportMarkdown(report: PruneReport, opts: { chartFile?: string } = {}): string {
   const m = report.model;
   const metricName = METRIC_NAMES[report.metric];
@@ -51,6 +46,7 @@ export function renderReportMarkdown(report: PruneReport, opts: { chartFile?: st
     `- **Chosen by:** ${metricName}, strategy ${STRATEGY_TEXT[report.strategy]}` +
       (report.request.keepFirst || report.request.keepLast ? `; first ${report.request.keepFirst} and last ${report.request.keepLast} layers protected` : ''),
     `- **Calibration:** ${report.calibration.description} from ${report.calibration.sources.map(code).join(', ')}`,
+    ...(report.calibration.warnings ?? []).map((w) => `- **Warning:** ${w}`),
   );
   if (report.perplexity) {
     const p = report.perplexity;
@@ -88,7 +84,8 @@ export function renderReportMarkdown(report: PruneReport, opts: { chartFile?: st
 
   out.push('## The same cut in other tools', '');
   if (removed.length) {
-    out.push('mergekit (`merge_method: passthrough`; `layer_range` is half-open, [start, end)):', '', '```yaml', mergekitYaml(m.source, report.cut.mergekit), '```', '');
+    const file = m.output === null ? '' : '; written beside the weights as `mergekit.yaml`: `mergekit-yaml mergekit.yaml OUTPUT_DIR` rebuilds this model';
+    out.push(`mergekit (\`merge_method: passthrough\`; \`layer_range\` is half-open, [start, end)${file}):`, '', '```yaml', mergekitYaml(m.source, report.cut.mergekit), '```', '');
     out.push(
       `llama.cpp (GGUF): ${code(`llama-quantize --prune-layers ${report.cut.llamaCppPruneLayers.join(',')} model.gguf model-pruned.gguf TYPE`)}`,
       '',

@@ -7,11 +7,19 @@ import type { CalibrationSummary } from '../data/windows';
 
 /** Layer scores (ShortGPT §3; Gromov et al. 2024 for angular distance). */
 export type Metric = 'bi' | 'angular' | 'relmag';
+/**
+ * How layers are chosen: 'one-shot' (the paper: the N lowest scores of one pass), 'iterative'
+ * (remove the lowest, re-score the shorter model, repeat) or 'block' (the N contiguous layers whose
+ * input and output are closest by last-token angular distance; Gromov et al. 2024).
+ */
 export type Strategy = 'one-shot' | 'iterative' | 'block';
 
+/** Every Metric, in the order reports list them. */
 export const METRICS: readonly Metric[] = ['bi', 'angular', 'relmag'];
+/** Every Strategy. */
 export const STRATEGIES: readonly Strategy[] = ['one-shot', 'iterative', 'block'];
 
+/** Each Metric's name for people, e.g. bi -> Block Influence. */
 export const METRIC_NAMES: Record<Metric, string> = {
   bi: 'Block Influence',
   angular: 'angular distance',
@@ -28,6 +36,7 @@ export interface MetricScores {
   relmag: number;
 }
 
+/** One layer in report.json: its scores, rank, whether it was removed and why, and its new index. */
 export interface LayerReport extends MetricScores {
   /** Index in the source model (0-based). */
   layer: number;
@@ -62,6 +71,7 @@ export interface BlockChoice {
   candidates?: Record<string, number>;
 }
 
+/** Perplexity before and after the cut on held-out data (report.json `perplexity`). */
 export interface PerplexityReport {
   /** The held-out data (paths as given). */
   data: string[];
@@ -78,6 +88,7 @@ export interface MergekitSlice {
   layer_range: [number, number];
 }
 
+/** A quantity before and after the cut. */
 export interface SizeChange {
   before: number;
   after: number;
@@ -105,7 +116,8 @@ export interface ReportInput {
   reasons?: Record<number, string>;
   iterations?: IterationStep[];
   block?: BlockChoice;
-  calibration: { sources: string[]; summary: CalibrationSummary };
+  /** `warnings`: e.g. too few windows to trust the ranking (lib/prune/calibration.ts). */
+  calibration: { sources: string[]; summary: CalibrationSummary; warnings?: string[] };
   perplexity?: { data: string[]; predictions: number; before: number; after: number };
   /** Seconds per step, e.g. { load, score, choose, rewrite, eval, total }. */
   timings?: Record<string, number>;
@@ -116,6 +128,7 @@ export interface ReportInput {
   createdAt?: string;
 }
 
+/** report.json: the model, the data, every layer's scores and rank, the cut and why, perplexity. */
 export interface PruneReport {
   schema: 'shortgpt-native/prune-report';
   schemaVersion: 1;
@@ -141,7 +154,8 @@ export interface PruneReport {
   layerMapping: Record<string, number>;
   iterations: IterationStep[] | null;
   block: BlockChoice | null;
-  calibration: CalibrationSummary & { sources: string[]; description: string };
+  /** `warnings`: reasons to distrust the ranking, e.g. fewer than 16 windows; [] when none. */
+  calibration: CalibrationSummary & { sources: string[]; description: string; warnings: string[] };
   perplexity: PerplexityReport | null;
   timings: Record<string, number>;
   versions: Record<string, string>;

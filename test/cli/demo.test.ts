@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { main } from '../../lib/cli/main';
 import type { PruneReport } from '../../lib/report/types';
 import { capture } from '../helpers/io';
+import { shellSplit } from '../helpers/shell';
 
 let tmp: string;
 beforeAll(() => {
@@ -46,5 +47,18 @@ it('text: says what it removed, the perplexities, and where it wrote the model (
   expect(dir.startsWith(os.tmpdir())).toBe(true);
   expect(fs.existsSync(path.join(dir, 'report.md'))).toBe(true);
   expect(io.err()).toBe('');
+
+  // The prune command it prints runs as printed (the demo's OUT exists now, so it names a new
+  // one) and makes the same cut.
+  const printed = /the same cut with the prune command.*:\n {2}npx shortgpt-native (.+)\n/.exec(text);
+  expect(printed).not.toBeNull();
+  const argv = shellSplit(printed![1]);
+  const out = argv[argv.indexOf('--out') + 1];
+  expect(out).not.toBe(dir);
+  expect(fs.existsSync(out)).toBe(false);
+  const again = capture();
+  expect(await main([...argv, '--quiet'], again)).toBe(0);
+  const report = JSON.parse(fs.readFileSync(path.join(out, 'report.json'), 'utf8')) as PruneReport;
+  expect(report.removedLayers).toEqual([2]);
   fs.rmSync(path.dirname(dir), { recursive: true, force: true });
 });

@@ -161,7 +161,17 @@ describe('demo', () => {
   });
 });
 
-it.each(['score', 'eval', 'prune', 'demo'])('%s --help documents --device and the TF32 default for F32 checkpoints', async (name) => {
+// prune's help is kept short: it states the rule and points at score --help for the precision.
+it('prune --help documents --device and points at score --help for the CUDA precision', async () => {
+  const r = await run(['prune', '--help']);
+  expect(r.status).toBe(0);
+  expect(r.out).toContain('--device D');
+  expect(r.out).toContain('auto (default), cpu or cuda');
+  expect(r.out).toContain('cuda where CUDA is not usable is an error');
+  expect(r.out).toContain('shortgpt-native score --help');
+});
+
+it.each(['score', 'eval', 'demo'])('%s --help documents --device and the TF32 default for F32 checkpoints', async (name) => {
   const r = await run([name, '--help']);
   expect(r.status).toBe(0);
   expect(r.out).toContain('--device D');

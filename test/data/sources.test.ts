@@ -165,10 +165,10 @@ describe('errors for missing, unreadable and empty data', () => {
     await expect(readCalibrationDocuments([p])).rejects.toMatchObject({ code: 'ERR_DATA_MISSING', message: expect.stringContaining(p) });
   });
 
-  it('a binary file read as text is ERR_DATA_CORRUPT naming it', async () => {
+  it('a binary file read as text is ERR_DATA_BINARY naming it', async () => {
     const p = path.join(tmpDir(), 'blob.txt');
     fs.writeFileSync(p, Buffer.from([0xff, 0xfe, 0x00, 0xc3]));
-    await expect(readCalibrationDocuments([p])).rejects.toMatchObject({ code: 'ERR_DATA_CORRUPT', message: expect.stringContaining(p) });
+    await expect(readCalibrationDocuments([p])).rejects.toMatchObject({ code: 'ERR_DATA_BINARY', message: expect.stringContaining(p) });
   });
 
   it('an unreadable file is ERR_DATA_UNREADABLE naming it', async () => {

@@ -94,9 +94,13 @@ describe.each(cases)('rewrite %s %s shards=%d', (arch, dtype, shards) => {
     expect(r.configFieldsSliced).toEqual(Array.isArray(srcConfig.layer_types) ? ['layer_types'] : []);
 
     // Other files copied, weights and index not.
-    for (const f of ['generation_config.json', 'tokenizer_config.json', 'README.md', 'extra/chat_template.jinja']) {
+    for (const f of ['generation_config.json', 'tokenizer_config.json', 'extra/chat_template.jinja']) {
       expect(fs.readFileSync(path.join(out, f)).equals(fs.readFileSync(path.join(src, f)))).toBe(true);
     }
+    // README.md: the source's card below a section on the cut; mergekit.yaml beside it.
+    expect(fs.readFileSync(path.join(out, 'README.md'), 'utf8').endsWith(fs.readFileSync(path.join(src, 'README.md'), 'utf8'))).toBe(true);
+    expect(r.generatedFiles).toEqual(['mergekit.yaml', 'README.md']);
+    expect(r.copiedFiles).not.toContain('README.md');
     const prov = JSON.parse(fs.readFileSync(path.join(out, 'shortgpt.json'), 'utf8'));
     expect(prov).toMatchObject({ source: { dir: src, numHiddenLayers: 5 }, removedLayers: [1, 3], keptLayers: [0, 2, 4], layerMapping: { 0: 0, 2: 1, 4: 2 }, numHiddenLayers: 3 });
 

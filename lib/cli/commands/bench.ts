@@ -6,6 +6,7 @@ import { llamaShape, overrideShape, presetShape, shapeFromConfigFile, type Bench
 import { ShortGptError, UsageError } from '../../errors';
 import { flag, intOption, noExtraPositionals, parseCommandLine, stringOption, type Parsed } from '../args';
 import type { CliIO, Command } from '../command';
+import { examplesBlock } from '../examples';
 
 const NAME = 'bench';
 
@@ -73,7 +74,12 @@ function progressWriter(io: CliIO): ((p: BenchProgress) => void) | undefined {
 export const benchCommand: Command = {
   name: NAME,
   summary: 'measure scoring throughput on synthetic weights (tokens/s, GFLOP/s, % of FMA peak)',
-  help: `Usage: shortgpt-native bench [--shape S|M|custom] [shape numbers | --config FILE]
+  help: `${examplesBlock([
+    { what: 'scoring throughput on synthetic weights shaped like SmolLM-135M; needs no model files', command: 'bench' },
+    { what: 'BF16 weights, the median of 3 timed runs after one warm-up, on 4 threads', command: 'bench --dtype bf16 --runs 3 --warmup 1 --threads 4' },
+    { what: "your model's shape from its config.json alone; 2 layers timed and scaled to all", command: 'bench --config ./Llama-3.1-8B/config.json --layers-to-run 2' },
+    { what: 'a shape of your own', command: 'bench --shape custom --hidden 768 --layers 12 --heads 12 --intermediate 3072' },
+  ])}Usage: shortgpt-native bench [--shape S|M|custom] [shape numbers | --config FILE]
                        [--seq-len 512] [--sequences 1] [--threads N] [--dtype f32|f16|bf16]
                        [--layers-to-run K] [--runs 1] [--warmup 0] [--json]
 

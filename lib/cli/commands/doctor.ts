@@ -4,13 +4,21 @@ import { probeCuda } from '../../engine/device';
 import { packageVersion } from '../../version';
 import { flag, noExtraPositionals, parseCommandLine } from '../args';
 import type { Command } from '../command';
+import { examplesBlock } from '../examples';
 
+/** What {@link doctorReport} finds (`doctor --json` prints it). */
 export interface DoctorReport {
+  /** This package's version. */
   packageVersion: string;
+  /** Node.js version (process.versions.node). */
   node: string;
+  /** `<platform>-<arch>`, e.g. linux-x64: the prebuilt binary this platform needs. */
   platform: string;
+  /** The native addon: whether it loaded, from where, its version and backends, or why not. */
   addon: { loaded: boolean; version?: string; path?: string; error?: string; backends: string[] };
+  /** The CPU backend: detected features, the GEMM kernel that runs, and threads (absent when the addon did not load). */
   cpu?: { features: string[]; kernel: string; hardwareThreads: number; threads: number };
+  /** The CUDA backend: whether it is usable, why not, and the devices found. */
   cuda: {
     usable: boolean;
     reason: string;
@@ -20,6 +28,11 @@ export interface DoctorReport {
   };
 }
 
+/**
+ * What this installation can do: the addon that loads (prebuilt or source build), its
+ * backends, the CPU features and threads in use, and whether CUDA is usable (and why not). Never
+ * throws: a missing addon is reported in `addon.error`.
+ */
 export function doctorReport(): DoctorReport {
   const report: DoctorReport = {
     packageVersion,
@@ -49,7 +62,10 @@ export function doctorReport(): DoctorReport {
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'report the package and addon versions, backends, CPU features and threads',
-  help: `Usage: shortgpt-native doctor [--json]
+  help: `${examplesBlock([
+    { what: 'what this installation can do: addon, backends, CPU kernel and threads, and whether CUDA is usable (and why not)', command: 'doctor' },
+    { what: 'the same as one JSON document, e.g. to attach to a bug report', command: 'doctor --json' },
+  ])}Usage: shortgpt-native doctor [--json]
 
 Reports the package and native addon versions, the backends compiled in, the CPU features
 and GEMM kernel in use, the thread count, and whether CUDA is usable (and why not).

@@ -3,16 +3,25 @@ import { openCheckpoint } from '../../checkpoint/checkpoint';
 import { readTokenFile } from '../../data/tokenFile';
 import { UsageError } from '../../errors';
 import { perplexity } from '../../eval/perplexity';
+import { plural } from '../../util/format';
 import { flag, intListOption, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
 import { CALIB_OPTION_HELP, CALIB_OPTION_SPEC } from '../calibOptions';
 import type { Command } from '../command';
+import { BUNDLED_MODEL, BUNDLED_TEXT, examplesBlock, shownPath } from '../examples';
 import { evalData } from '../dataCommands';
 import { ENGINE_OPTION_HELP, ENGINE_OPTION_SPEC, resolveCommandEngine } from '../engineOption';
+import { MODEL_OPTION_SPEC, modelOptionHelp, modelOptions } from '../modelOption';
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: 'perplexity of a model on calibration tokens, optionally with layers skipped',
-  help: `Usage: shortgpt-native eval MODEL (--tokens FILE | --data DATA...) [--skip-layers a,b] [--json]
+  get help() {
+    return `${examplesBlock([
+      { what: 'runnable now: the bundled model with layer 2 skipped, i.e. the perplexity it would have with layer 2 removed', command: `eval ${shownPath(BUNDLED_MODEL)} --data ${shownPath(BUNDLED_TEXT)} --samples 48 --skip-layers 2` },
+      { what: "your model's perplexity on held-out text", command: 'eval ./Llama-3.1-8B --data wiki.txt' },
+      { what: 'what removing layers 24-27 would cost, before writing anything', command: 'eval ./Llama-3.1-8B --data wiki.txt --skip-layers 24-27' },
+      { what: 'the model that prune wrote, on the same text', command: 'eval ./Llama-3.1-8B-pruned --data wiki.txt' },
+    ])}Usage: shortgpt-native eval MODEL (--tokens FILE | --data DATA...) [--skip-layers a,b] [--json]
          [--device auto|cpu|cuda] [--threads N]
 
 Prints the perplexity exp(mean next-token negative log-likelihood) of the checkpoint in MODEL
@@ -28,15 +37,17 @@ Options:
   --skip-layers LIST   layer indices to skip, e.g. 3,5 or 20-28
   --json               print one JSON document:
                        {"perplexity": ..., "tokens": N, "device": "cpu"|"cuda", ...}
+${modelOptionHelp(23)}
   -h, --help
 
 ${ENGINE_OPTION_HELP}
 
-${CALIB_OPTION_HELP}`,
+${CALIB_OPTION_HELP}`;
+  },
   async run(argv, io) {
     const parsed = parseCommandLine('eval', argv, {
       tokens: { type: 'string' }, data: { type: 'string', multiple: true }, quiet: { type: 'boolean' },
-      'skip-layers': { type: 'string' }, json: { type: 'boolean' }, ...ENGINE_OPTION_SPEC, ...CALIB_OPTION_SPEC,
+      'skip-layers': { type: 'string' }, json: { type: 'boolean' }, ...ENGINE_OPTION_SPEC, ...CALIB_OPTION_SPEC, ...MODEL_OPTION_SPEC,
     });
     const modelDir = requirePositional('eval', parsed, 0, 'MODEL (a checkpoint directory)');
     noExtraPositionals('eval', parsed, 1);
@@ -45,7 +56,7 @@ ${CALIB_OPTION_HELP}`,
     if ((tokensFile === undefined) === !data) throw new UsageError('eval: give exactly one of --tokens FILE or --data DATA');
     const skipLayers = intListOption('eval', parsed, 'skip-layers') ?? [];
     const json = flag(parsed, 'json');
-    const ckpt = await openCheckpoint(modelDir);
+    const ckpt = await openCheckpoint(modelDir, modelOptions('eval', parsed));
     const n = ckpt.config.numHiddenLayers;
     const bad = skipLayers.find((l) => l >= n);
     if (bad !== undefined) throw new UsageError(`eval: --skip-layers: layer ${bad} does not exist; ${ckpt.dir} has layers 0..${n - 1}`);
@@ -58,7 +69,7 @@ ${CALIB_OPTION_HELP}`,
       io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     } else {
       const skipped = r.skipLayers.length ? `, layers ${r.skipLayers.join(',')} skipped` : '';
-      io.stdout.write(`perplexity ${r.perplexity.toFixed(6)}  (mean NLL ${r.meanNll.toFixed(6)} over ${r.predictions} predictions, ${r.tokens} tokens${skipped})\n`);
+      io.stdout.write(`perplexity ${r.perplexity.toFixed(6)}  (mean NLL ${r.meanNll.toFixed(6)} over ${plural(r.predictions, 'prediction')}, ${plural(r.tokens, 'token')}${skipped})\n`);
     }
     return 0;
   },

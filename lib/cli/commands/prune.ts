@@ -13,33 +13,78 @@ import { signalExitCode, trapInterrupts } from '../../prune/signals';
 import { flag, intListOption, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
 import type { CliIO, Command } from '../command';
 import { checkDeviceOption } from '../engineOption';
-import { PRUNE_BY_SCORE_HELP, PRUNE_BY_SCORE_SPEC, pruneByScoreOptionsGiven, runPruneByScore } from '../pruneByScore';
+import { progressLine } from '../progress';
+import { formatBytes, plural } from '../../util/format';
+import { MODEL_OPTION_SPEC, modelOptionHelp, modelOptions } from '../modelOption';
+import { resolveModelLocation } from '../../checkpoint/modelLocation';
+import { CALIB_OPTION_HELP } from '../calibOptions';
+import { BUNDLED_MODEL, BUNDLED_TEXT, examplesBlock, shownPath, type Example } from '../examples';
+import { PRUNE_BY_SCORE_SPEC, pruneByScoreOptionsGiven, runPruneByScore } from '../pruneByScore';
 
-const HELP = `${PRUNE_BY_SCORE_HELP}
+/** Worked examples: the first runs as printed on the bundled model; the others name real models. */
+function pruneExamples(): Example[] {
+  const model = shownPath(BUNDLED_MODEL);
+  const text = shownPath(BUNDLED_TEXT);
+  return [
+    {
+      what: 'runnable now: score the bundled 5-layer model on 48 windows of the bundled text and remove its least influential layer',
+      command: `prune ${model} --calib ${text} --samples 48 --remove 1 --out stories260k-pruned`,
+    },
+    { what: "the paper's cut: the 9 layers of lowest Block Influence on PG19 text; perplexity on wiki.txt", command: 'prune ./Llama-2-7b-hf --calib pg19.txt --remove 9 --eval wiki.txt --out ./Llama-2-7b-pruned' },
+    { what: 'which quarter of the layers would go, re-scored after each removal; writes nothing', command: 'prune ./Llama-3.1-8B --calib pg19.txt --ratio 0.25 --strategy iterative --dry-run' },
+    { what: 'remove layers you name (0-based; 21-29 = 21 through 29), without scoring', command: 'prune ./Llama-2-7b-hf --remove-layers 21-29 --out ./Llama-2-7b-pruned' },
+  ];
+}
 
-Or with the layers named:
+function pruneHelp(): string {
+  return `${examplesBlock(pruneExamples())}Usage: shortgpt-native prune MODEL --calib DATA (--remove N | --ratio R) (--out OUT_DIR | --dry-run) [options]
+       shortgpt-native prune MODEL --remove-layers LIST --out OUT_DIR [--force] [--json]
 
-Usage: shortgpt-native prune MODEL_DIR --remove-layers LIST --out OUT_DIR [--force] [--json]
+Scores every layer on the calibration data (or takes the layers named) and writes a copy of
+MODEL without them: kept tensors byte for byte, later layers renumbered, config.json updated,
+tokenizer and other files copied. OUT_DIR also gets shortgpt.json (what was removed),
+mergekit.yaml (the same cut for mergekit-yaml), README.md (the model card with what was removed
+on top) and, when scored, report.json, report.md and chart.svg. OUT_DIR appears complete or not
+at all (Ctrl-C leaves nothing); MODEL is never written.
 
-Writes a copy of the checkpoint in MODEL_DIR without the listed decoder layers: their tensors
-are dropped, later layers are renumbered contiguously, every other tensor is copied byte for
-byte in its own dtype, config.json gets the new num_hidden_layers (and per-layer lists such as
-layer_types sliced), and the other files (tokenizer, generation_config.json, ...) are copied.
-The output records what was removed in shortgpt.json and in each safetensors __metadata__.
+Choosing layers:
+  --calib DATA           calibration data (repeatable; see Data options)
+  --remove N             delete N layers
+  --ratio R              delete round(R x layers) layers, 0 < R < 1
+  --metric M             bi (Block Influence, default), angular (mean angle / pi) or relmag
+                         (||out - in|| / ||out||); lower = less influential for all three
+  --strategy S           one-shot (default; ShortGPT: the N lowest at once), iterative (remove the
+                         lowest, re-score the shortened model, repeat), block (the N contiguous
+                         layers whose input and output are closest on the last token,
+                         Gromov et al. 2024; --metric then only orders the report's table)
+  --keep-first K, --keep-last K
+                         never delete the first / last K layers
+  --remove-layers LIST   delete these layers instead, unscored: 0-based, inclusive indices,
+                         comma-separated, ranges allowed: "3,5", "21-29" or "2,10-12"
 
-Options:
-  --remove-layers LIST   layers to delete: 0-based, inclusive indices, comma-separated,
-                         ranges allowed: "3,5" or "21-29" (= 21 through 29) or "2,10-12"
-  --out OUT_DIR          where to write the pruned checkpoint (must not be inside MODEL_DIR)
-  --force                replace OUT_DIR if it exists and is not empty (only once the new
-                         checkpoint is complete)
-  --json                 print the result as one JSON document on stdout
+Output:
+  --out OUT_DIR          where to write the pruned model (not inside MODEL)
+  --force                replace a non-empty OUT_DIR, only once the new model is complete
+  --dry-run              print the layers, parameters and bytes saved, and the cut as mergekit
+                         slices and llama.cpp --prune-layers; no perplexity, nothing written
+  --eval DATA            held-out data: perplexity before and after (repeatable; windowed with
+                         --seq-len/--stride, without --samples)
+  --json                 one JSON document on stdout: the report (with --remove-layers, the
+                         rewrite's result)
+  --quiet                no progress or notes on stderr
+${modelOptionHelp(25)}
   -h, --help
 
-The output is written into a temporary directory beside OUT_DIR and renamed into place when
-complete and read back; an interrupted run (Ctrl-C) leaves neither. MODEL_DIR is never written.
-Exit status: 0 success, 1 runtime failure (bad checkpoint, I/O), 2 usage error,
-130/143 interrupted by SIGINT/SIGTERM.`;
+Engine:
+  --device D             auto (default), cpu or cuda; auto says on stderr which it chose and
+                         why; cuda where CUDA is not usable is an error, never the CPU instead
+                         (the precision on CUDA: shortgpt-native score --help)
+  --threads N            CPU worker threads (default: all hardware threads)
+
+${CALIB_OPTION_HELP}
+
+Exit status: 0 success, 1 runtime failure, 2 usage error, 130/143 interrupted (SIGINT/SIGTERM).`;
+}
 
 export interface RemovalOptions {
   force: boolean;
@@ -47,6 +92,8 @@ export interface RemovalOptions {
   /** The option that named the layers, for error messages. */
   layersOption: string;
   extraMetadata?: Record<string, string>;
+  /** No progress line (--quiet). */
+  quiet?: boolean;
 }
 
 /**
@@ -61,7 +108,7 @@ export async function removeChosenLayers(ckpt: Checkpoint, layers: number[], out
     throw e;
   }
   const trap = trapInterrupts();
-  const progress = progressPrinter(io);
+  const progress = progressPrinter(io, ckpt.config.numHiddenLayers, opts.quiet === true);
   let result: RewriteResult;
   try {
     result = await rewriteOpenedCheckpoint(ckpt, outDir, {
@@ -88,41 +135,34 @@ export async function removeChosenLayers(ckpt: Checkpoint, layers: number[], out
 }
 
 function describe(r: RewriteResult): string {
-  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const lines = [
     `pruned ${r.sourceDir} (${r.sourceLayers} layers) -> ${r.outDir} (${r.numHiddenLayers} layers)`,
     `removed layers (0-based): ${r.removedLayers.join(', ')}`,
     `layer mapping (old->new): ${formatMapping({ kept: r.keptLayers })}`,
-    `weights: ${r.files.length} file${r.files.length === 1 ? '' : 's'}${r.sharded ? ' (sharded)' : ''}, ${r.tensorsWritten} tensors, ${mib(r.tensorBytes)}; ${r.tensorsRemoved.length} tensors removed`,
+    `weights: ${plural(r.files.length, 'file')}${r.sharded ? ' (sharded)' : ''}, ${plural(r.tensorsWritten, 'tensor')}, ${formatBytes(r.tensorBytes)}; ${plural(r.tensorsRemoved.length, 'tensor')} removed`,
     `config.json: num_hidden_layers ${r.sourceLayers} -> ${r.numHiddenLayers}${r.configFieldsSliced.length ? `; sliced ${r.configFieldsSliced.join(', ')}` : ''}${r.configFieldsAdjusted.length ? `; adjusted ${r.configFieldsAdjusted.join(', ')}` : ''}`,
-    `copied ${r.copiedFiles.length} other file${r.copiedFiles.length === 1 ? '' : 's'}${r.copiedFiles.length ? `: ${r.copiedFiles.join(', ')}` : ''}`,
+    `copied ${plural(r.copiedFiles.length, 'other file')}${r.copiedFiles.length ? `: ${r.copiedFiles.join(', ')}` : ''}`,
+    `wrote ${r.generatedFiles.map((f) => (f === 'README.md' ? 'README.md (the model card, with what was removed on top)' : f === 'mergekit.yaml' ? 'mergekit.yaml (the same cut for mergekit-yaml)' : f)).join(', ')}`,
     ...r.warnings.map((w) => `warning: ${w}`),
   ];
   return `${lines.join('\n')}\n`;
 }
 
-/** A one-line percentage on stderr when it is a terminal; silent otherwise (logs, tests). */
-function progressPrinter(io: CliIO): { update: (p: RewriteProgress) => void; clear: () => void } {
-  if (!io.stderr.isTTY) return { update: () => undefined, clear: () => undefined };
-  let last = '';
+/** The rewrite on the shared progress line (lib/cli/progress.ts): a terminal only, fitted to its width. */
+function progressPrinter(io: CliIO, layers: number, quiet: boolean): { update: (p: RewriteProgress) => void; clear: () => void } {
+  const line = progressLine(io, quiet);
   return {
-    update: (p) => {
-      const pct = p.bytesTotal > 0 ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 100;
-      const line = p.phase === 'tensors' ? `copying tensors ${pct}%` : p.phase === 'files' ? 'copying other files' : 'verifying';
-      if (line !== last) io.stderr.write(`\r${line.padEnd(last.length)}`);
-      last = line;
-    },
-    clear: () => {
-      if (last) io.stderr.write(`\r${' '.repeat(last.length)}\r`);
-      last = '';
-    },
+    update: (p) => line.update({ phase: 'rewrite', layer: -1, layers, windowsDone: 0, windowsTotal: 0, workDone: p.bytesDone, workTotal: p.bytesTotal }),
+    clear: () => line.clear(),
   };
 }
 
 export const pruneCommand: Command = {
   name: 'prune',
   summary: 'score layers on calibration data and write a copy of a checkpoint without the least influential (or named) ones',
-  help: HELP,
+  get help() {
+    return pruneHelp();
+  },
   async run(argv, io) {
     const parsed = parseCommandLine('prune', argv, {
       'remove-layers': { type: 'string' },
@@ -130,6 +170,7 @@ export const pruneCommand: Command = {
       force: { type: 'boolean' },
       json: { type: 'boolean' },
       ...PRUNE_BY_SCORE_SPEC,
+      ...MODEL_OPTION_SPEC,
     });
     const modelDir = requirePositional('prune', parsed, 0, 'MODEL_DIR');
     noExtraPositionals('prune', parsed, 1);
@@ -147,13 +188,15 @@ export const pruneCommand: Command = {
     if (out === undefined || out === '') throw new UsageError('prune: --out OUT_DIR is required\nRun `shortgpt-native prune --help` for usage.');
     const layers = intListOption('prune', parsed, 'remove-layers');
     if (layers === undefined) throw new UsageError('prune: --remove-layers LIST is required (0-based layer indices, e.g. 3,5 or 21-29), or choose layers by score with --calib DATA and --remove N or --ratio R\nRun `shortgpt-native prune --help` for usage.');
+    // The directory MODEL names (a hub id's snapshot), so that OUT is checked against the real source.
+    const model = resolveModelLocation(modelDir, modelOptions('prune', parsed)).dir;
     try {
-      checkOutputPlacement(modelDir, out);
+      checkOutputPlacement(model, out);
     } catch (e) {
       if (e instanceof ShortGptError) throw new UsageError(`prune: --out: ${e.message}`);
       throw e;
     }
-    const ckpt = await openCheckpoint(modelDir);
-    return removeChosenLayers(ckpt, layers, out, { force: flag(parsed, 'force'), json: flag(parsed, 'json'), layersOption: '--remove-layers' }, io);
+    const ckpt = await openCheckpoint(model);
+    return removeChosenLayers(ckpt, layers, out, { force: flag(parsed, 'force'), json: flag(parsed, 'json'), quiet: flag(parsed, 'quiet'), layersOption: '--remove-layers' }, io);
   },
 };

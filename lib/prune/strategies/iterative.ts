@@ -17,7 +17,7 @@
  * before b is removed; removing r drops the snapshots after r and the next pass takes new ones.
  */
 import type { Checkpoint } from '../../checkpoint/types';
-import { embeddingRef, layerTensorRefs, nativeModelSpec } from '../../engine/modelSpec';
+import { embeddingRef, layerTensorRefs, nativeModelSpec, nextLayerRefs } from '../../engine/modelSpec';
 import { EngineSession } from '../../engine/session';
 import { METRIC_NAMES, type IterationStep, type Metric } from '../../report/types';
 import { toMetricScores } from '../../report/buildReport';
@@ -29,11 +29,13 @@ import type { StrategyResult } from './types';
 /** Default snapshot memory: 1 GiB. */
 export const DEFAULT_SNAPSHOT_BUDGET_BYTES = 2 ** 30;
 
+/** Options of the iterative strategy: the passes' engine, progress and cancellation, and snapshot memory. */
 export interface IterativeOptions extends PassOptions {
   /** Memory for residual-stream snapshots; 0 disables them (every re-score starts from the embedding). */
   snapshotBudgetBytes?: number;
 }
 
+/** The iterative strategy's choice with every step's scores. */
 export interface IterativeResult extends StrategyResult {
   iterations: IterationStep[];
   /** The first pass: every layer of the full model. */
@@ -60,6 +62,7 @@ export function spreadBoundaries(candidates: readonly number[], k: number): numb
   return [...out].sort((a, b) => a - b);
 }
 
+/** Removes `req.count` layers one at a time by `metric`, re-scoring the shortened model on the same batches after each removal (see the top of this file). */
 export async function iterative(ckpt: Checkpoint, batches: readonly Batch[], metric: Metric, req: ResolvedRequest, opts: IterativeOptions = {}): Promise<IterativeResult> {
   const numLayers = ckpt.config.numHiddenLayers;
   const spec = nativeModelSpec(ckpt.config);
@@ -76,35 +79,38 @@ export async function iterative(ckpt: Checkpoint, batches: readonly Batch[], met
 
   /** Runs every batch from the stream entering `start`; returns the sums of the kept layers from `start` on. */
   const pass = async (start: number, step: number): Promise<LayerScore[]> => {
-    const scored = [];
-    for (let l = start; l < numLayers; l++) if (!removed.has(l)) scored.push(l);
-    const tracker = new WorkTracker(batches, scored.length, { phase: step === 0 ? 'score' : 'rescore', layers: numLayers, step: step || undefined }, opts.onProgress);
+    // Every batch takes and drops its snapshots in the same passes, so all restart from the
+    // same boundary: the latest kept one at or before `start` (0: from the embedding).
+    let from = 0;
+    for (const key of snaps[0]?.keys() ?? []) if (key <= start && key > from) from = key;
+    // Progress counts every layer that runs, the ones recomputed up to `start` included.
+    const run: number[] = [];
+    for (let l = from; l < numLayers; l++) if (!removed.has(l)) run.push(l);
+    const tracker = new WorkTracker(batches, run.length, step === 0 ? { phase: 'score', layers: numLayers } : { phase: 'rescore', layers: numLayers, step, steps: req.count }, opts.onProgress);
+    tracker.start(run[0] ?? start);
     let sums: LayerScore[] | undefined;
     for (let b = 0; b < batches.length; b++) {
-      tracker.startBatch(b);
       const session = EngineSession.create(spec, batches[b], opts.engine);
       try {
-        let from = 0;
-        for (const key of snaps[b].keys()) if (key <= start && key > from) from = key;
         const snap = from > 0 ? snaps[b].get(from) : undefined;
         if (snap) {
           session.restore(snap);
           stats.restored++;
         } else {
-          from = 0;
           await session.embed(embeddingRef(ckpt), { signal: opts.signal });
         }
         const batchScores: LayerScore[] = [];
-        for (let l = from; l < numLayers; l++) {
+        for (let l = snap ? from : 0; l < numLayers; l++) {
           if (planned.has(l) && !snaps[b].has(l)) {
             snaps[b].set(l, session.snapshot());
             stats.taken++;
           }
           if (removed.has(l)) continue;
-          const ordinal = Math.max(0, scored.indexOf(l));
+          const progress = tracker.callback(b, l, run.indexOf(l));
           const s = await session.forwardLayer(l, layerTensorRefs(ckpt, l), {
             signal: opts.signal,
-            onProgress: tracker.active ? (p) => tracker.update(l, ordinal, p.sequencesDone) : undefined,
+            next: nextLayerRefs(ckpt, l, (k) => !removed.has(k)),
+            onProgress: progress ? (p) => progress(p.sequencesDone) : undefined,
           });
           if (l < start) stats.layersRecomputed++;
           else batchScores.push(layerScore(l, s));
@@ -114,6 +120,7 @@ export async function iterative(ckpt: Checkpoint, batches: readonly Batch[], met
         await session.dispose();
       }
     }
+    tracker.finish(numLayers - 1);
     return sums ?? [];
   };
 

@@ -13,18 +13,31 @@ import { scoreLayers, type LayerScore, type LayerScores } from '../../scoring/sc
 export type Batch = ReadonlyArray<Int32Array>;
 
 export interface WorkProgress {
-  /** What runs: 'score', 'rescore', 'eval-before', 'eval-after'. */
+  /**
+   * What runs: 'tokenize' / 'tokenize-eval' (workDone/workTotal: bytes of text), 'score',
+   * 'rescore', 'eval-before', 'eval-after', 'eval' (token-layers), 'rewrite' (bytes written).
+   */
   phase: string;
-  /** The layer running (source index) and the model's layer count. */
+  /** The layer running (source index; -1 outside a layer pass) and the model's layer count. */
   layer: number;
   layers: number;
+  /** Windows through the running layer (restarts with each layer), of all the pass's windows. */
   windowsDone: number;
   windowsTotal: number;
-  /** Tokens pushed through one layer, done and in all, for rates and ETAs. */
+  /** Work done and in all for this phase, in the phase's unit; never decreases within a phase. */
   workDone: number;
   workTotal: number;
-  /** Iterative strategy: the removal step (1-based). */
+  /** Iterative strategy: the removal step (1-based), and how many there are. */
   step?: number;
+  steps?: number;
+  /** Passes over several batches (--batch-tokens): the batch running (0-based) and how many. */
+  batch?: number;
+  batches?: number;
+  /** Tokenizing: documents done and in all. */
+  documentsDone?: number;
+  documentsTotal?: number;
+  /** The whole job this phase belongs to (prune, score --calib, eval --data): see lib/prune/jobProgress.ts. */
+  job?: { fraction: number; etaSeconds: number; elapsedSeconds: number };
 }
 
 export interface PassOptions {
@@ -41,49 +54,80 @@ export function batchTokens(batch: Batch): number {
 }
 
 /**
- * Turns one batch's (layer, sequencesDone) callbacks into progress over all batches. `layersRun`
- * layers run per batch; `ordinal(layer)` is the position of a layer in that run.
+ * Turns each batch's per-layer (sequencesDone) callbacks into progress over the whole pass:
+ * `layersRun` layers run per batch, and work is token-layers. The native engine delivers its
+ * callbacks through a queue, so one can arrive after its layer's promise resolved and the next
+ * batch began: each callback therefore captures its own batch and layer (`callback`), and one
+ * that reports less work than already reported is old news and is dropped. So workDone never
+ * decreases and windowsDone never exceeds windowsTotal.
  */
 export class WorkTracker {
   private readonly totalWindows: number;
   private readonly totalTokens: number;
-  private doneTokensBefore = 0;
-  private doneWindowsBefore = 0;
-  private prefix: number[] = [0];
+  private readonly tokensBefore: number[] = [];
+  private readonly windowsBefore: number[] = [];
+  /** Per batch: tokens in its first k sequences, k = 0..length. */
+  private readonly prefixes: number[][] = [];
+  private reported = -1;
 
-  constructor(private readonly batches: readonly Batch[], private readonly layersRun: number, private readonly base: Omit<WorkProgress, 'layer' | 'windowsDone' | 'windowsTotal' | 'workDone' | 'workTotal'>, private readonly sink?: (p: WorkProgress) => void) {
-    this.totalWindows = batches.reduce((s, b) => s + b.length, 0);
-    this.totalTokens = batches.reduce((s, b) => s + batchTokens(b), 0);
-  }
-
-  startBatch(b: number): void {
-    this.doneTokensBefore = 0;
-    this.doneWindowsBefore = 0;
-    for (let i = 0; i < b; i++) {
-      this.doneTokensBefore += batchTokens(this.batches[i]);
-      this.doneWindowsBefore += this.batches[i].length;
+  constructor(batches: readonly Batch[], private readonly layersRun: number, private readonly base: Omit<WorkProgress, 'layer' | 'windowsDone' | 'windowsTotal' | 'workDone' | 'workTotal'>, private readonly sink?: (p: WorkProgress) => void) {
+    let tokens = 0;
+    let windows = 0;
+    for (const b of batches) {
+      this.tokensBefore.push(tokens);
+      this.windowsBefore.push(windows);
+      const prefix = [0];
+      for (const s of b) prefix.push(prefix[prefix.length - 1] + s.length);
+      this.prefixes.push(prefix);
+      tokens += prefix[prefix.length - 1];
+      windows += b.length;
     }
-    this.prefix = [0];
-    for (const s of this.batches[b]) this.prefix.push(this.prefix[this.prefix.length - 1] + s.length);
-  }
-
-  /** `ordinal`: how many layers of this batch finished before this one. */
-  update(layer: number, ordinal: number, sequencesDone: number): void {
-    if (!this.sink) return;
-    const batchTok = this.prefix[this.prefix.length - 1];
-    const inLayer = this.prefix[Math.min(sequencesDone, this.prefix.length - 1)];
-    this.sink({
-      ...this.base,
-      layer,
-      windowsDone: this.doneWindowsBefore + sequencesDone,
-      windowsTotal: this.totalWindows,
-      workDone: this.doneTokensBefore * this.layersRun + ordinal * batchTok + inLayer,
-      workTotal: this.totalTokens * this.layersRun,
-    });
+    this.totalWindows = windows;
+    this.totalTokens = tokens;
   }
 
   get active(): boolean {
     return this.sink !== undefined;
+  }
+
+  get workTotal(): number {
+    return this.totalTokens * this.layersRun;
+  }
+
+  /** The callback for batch `b`'s run of `layer`, the `ordinal`-th layer run in each batch. */
+  callback(b: number, layer: number, ordinal: number): ((sequencesDone: number) => void) | undefined {
+    if (!this.sink) return undefined;
+    const prefix = this.prefixes[b];
+    const batchTok = prefix[prefix.length - 1];
+    const o = Math.min(Math.max(0, ordinal), Math.max(0, this.layersRun - 1));
+    return (sequencesDone) => {
+      const seqs = Math.min(Math.max(0, sequencesDone), prefix.length - 1);
+      this.emit(layer, b, this.windowsBefore[b] + seqs, this.tokensBefore[b] * this.layersRun + o * batchTok + prefix[seqs]);
+    };
+  }
+
+  /** Reports the pass as begun (before the first layer's weights load, which can take a while). */
+  start(firstLayer: number): void {
+    this.emit(firstLayer, 0, 0, 0);
+  }
+
+  /** Reports the pass as complete (the engine's last callbacks may still be in its queue). */
+  finish(lastLayer: number): void {
+    this.emit(lastLayer, Math.max(0, this.prefixes.length - 1), this.totalWindows, this.workTotal);
+  }
+
+  private emit(layer: number, batch: number, windowsDone: number, workDone: number): void {
+    if (!this.sink || workDone < this.reported) return;
+    this.reported = workDone;
+    this.sink({
+      ...this.base,
+      layer,
+      windowsDone: Math.min(windowsDone, this.totalWindows),
+      windowsTotal: this.totalWindows,
+      workDone: Math.min(workDone, this.workTotal),
+      workTotal: this.workTotal,
+      ...(this.prefixes.length > 1 ? { batch, batches: this.prefixes.length } : {}),
+    });
   }
 }
 
@@ -135,19 +179,20 @@ export async function scoreBatches(ckpt: Checkpoint, batches: readonly Batch[], 
   const states: NativeLastTokenStates[] = [];
   let tokens = 0;
   let sequences = 0;
+  tracker.start(0);
   for (let b = 0; b < batches.length; b++) {
-    tracker.startBatch(b);
     const r = await scoreLayers(ckpt, batches[b], {
       ...opts.engine,
       signal: opts.signal,
       keepLastTokenStates: opts.keepLastTokenStates,
-      onProgress: tracker.active ? (p) => tracker.update(p.layer, p.layer, p.sequencesDone) : undefined,
+      onProgress: tracker.active ? (p) => tracker.callback(b, p.layer, p.layer)?.(p.sequencesDone) : undefined,
     });
     sums = addLayerScores(sums, r.layers);
     if (r.lastTokenStates) states.push(r.lastTokenStates);
     tokens += r.tokens;
     sequences += r.sequences;
   }
+  tracker.finish(layers - 1);
   return {
     model: ckpt.dir,
     tokens,
@@ -157,11 +202,17 @@ export async function scoreBatches(ckpt: Checkpoint, batches: readonly Batch[], 
   };
 }
 
+/** Perplexity over every batch of windows (what `prune` reports before and after the cut). */
 export interface BatchedPerplexity {
+  /** exp(meanNll). */
   perplexity: number;
+  /** Mean next-token negative log-likelihood over all batches, in nats. */
   meanNll: number;
+  /** Next-token predictions scored: the sum over windows of (length - 1). */
   predictions: number;
+  /** Tokens run through the model. */
   tokens: number;
+  /** Layers skipped at run time (the pruned model's), ascending. */
   skipLayers: number[];
 }
 
@@ -174,18 +225,19 @@ export async function perplexityBatches(ckpt: Checkpoint, batches: readonly Batc
   let sumNll = 0;
   let predictions = 0;
   let tokens = 0;
+  tracker.start(run[0] ?? 0);
   for (let b = 0; b < batches.length; b++) {
-    tracker.startBatch(b);
     const r = await perplexity(ckpt, batches[b], {
       ...opts.engine,
       skipLayers: skip,
       signal: opts.signal,
-      onProgress: tracker.active ? (p) => tracker.update(p.layer, run.indexOf(p.layer), p.sequencesDone) : undefined,
+      onProgress: tracker.active ? (p) => tracker.callback(b, p.layer, run.indexOf(p.layer))?.(p.sequencesDone) : undefined,
     });
     sumNll += r.meanNll * r.predictions;
     predictions += r.predictions;
     tokens += r.tokens;
   }
+  tracker.finish(run[run.length - 1] ?? 0);
   const meanNll = sumNll / predictions;
   return { perplexity: Math.exp(meanNll), meanNll, predictions, tokens, skipLayers: [...skip].sort((a, b) => a - b) };
 }

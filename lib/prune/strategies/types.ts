@@ -1,6 +1,7 @@
 /** What every removal strategy returns: the layers, why each, and the strategy's own trace. */
 import type { BlockChoice, IterationStep } from '../../report/types';
 
+/** What a removal strategy chose: the layers, why each, and the strategy's own trace. */
 export interface StrategyResult {
   /** Source layer indices to delete, ascending. */
   removed: number[];
