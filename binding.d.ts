@@ -76,6 +76,7 @@ export interface NativeLayerStats {
   tokens: number;
   /** An undefined cosine (a zero-norm state) counts as 0.5. */
   sumCos: number;
+  /** Tokens whose cosine was undefined because a state was exactly zero (never NaN/Inf: those reject). */
   nanCount: number;
   /** Sum of arccos(cos) / pi. */
   sumAngular: number;
@@ -101,7 +102,9 @@ export interface NativeLastTokenStates {
 /**
  * Async methods reject with an Error whose `code` is one of ERR_INVALID_ARG, ERR_DTYPE,
  * ERR_SHAPE, ERR_MISSING_TENSOR, ERR_UNEXPECTED_TENSOR, ERR_IO, ERR_OUT_OF_MEMORY, ERR_ABORTED,
- * ERR_STATE, ERR_BUSY (one operation at a time), ERR_DISPOSED, ERR_INTERNAL. The constructor
+ * ERR_STATE, ERR_BUSY (one operation at a time), ERR_DISPOSED, ERR_INTERNAL, ERR_NONFINITE_WEIGHT
+ * (a NaN/Inf weight: tensor, element, [row, col]), ERR_NONFINITE_ACTIVATION (a layer's output:
+ * sequence, position, hidden index), ERR_NONFINITE_LOGITS (nll). The constructor
  * throws ERR_INVALID_ARG / ERR_TOKEN_RANGE / ERR_OUT_OF_MEMORY.
  */
 export interface NativeSession {

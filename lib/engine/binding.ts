@@ -45,8 +45,27 @@ export function nativeMissingAdvice(root: string): string {
   );
 }
 
+/**
+ * SHORTGPT_NATIVE_PATH: an addon file to load instead of the search below. For builds that must
+ * not replace build/Release, such as the sanitizer build of scripts/asan-test.sh.
+ */
+function loadOverride(file: string): NativeBinding {
+  const abs = path.resolve(file);
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    cached = require(abs) as NativeBinding;
+    cachedPath = abs;
+    return cached;
+  } catch (e) {
+    const reason = e instanceof Error ? e.message : String(e);
+    throw new ShortGptError('ERR_NATIVE_MISSING', `shortgpt-native: SHORTGPT_NATIVE_PATH=${abs} could not be loaded: ${reason}`, { cause: e });
+  }
+}
+
 export function loadBinding(): NativeBinding {
   if (cached) return cached;
+  const override = process.env.SHORTGPT_NATIVE_PATH;
+  if (override) return loadOverride(override);
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const load = require('node-gyp-build') as ((dir: string) => NativeBinding) & { resolve(dir: string): string };

@@ -70,6 +70,11 @@ export async function perplexity(model: Checkpoint | string, sequences: TokenSeq
     }
     const r = await session.nll(finalNormRef(ckpt), lmHeadRef(ckpt), { signal });
     const meanNll = r.sumNll / r.predictions;
+    // The engine refuses NaN/Inf logits itself (ERR_NONFINITE_LOGITS, naming the position);
+    // this is the last guard, so no report ever prints "perplexity NaN".
+    if (!Number.isFinite(meanNll) || !Number.isFinite(r.logitsSum)) {
+      throw new ShortGptError('ERR_NONFINITE_LOGITS', `perplexity of ${ckpt.dir}: the mean negative log-likelihood is ${meanNll} and the logit sum ${r.logitsSum}; the weights give non-finite logits`);
+    }
     return { perplexity: Math.exp(meanNll), meanNll, predictions: r.predictions, tokens: session.totalTokens, logitsSum: r.logitsSum, skipLayers: skip };
   } finally {
     await session.dispose();

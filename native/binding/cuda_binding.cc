@@ -13,6 +13,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/finite.h"
 #include "core/weights_io.h"
 #include "cuda/cuda_abi.h"
 
@@ -245,7 +246,9 @@ class CudaBackend final : public Backend {
     std::vector<int32_t> tokens;
     std::vector<int64_t> lengths;
     int64_t at = 0;
+    seqOffsets_.push_back(0);
     for (const auto& q : sequences) {
+      seqOffsets_.push_back(seqOffsets_.back() + static_cast<int64_t>(q.size()));
       tokens.insert(tokens.end(), q.begin(), q.end());
       lengths.push_back(static_cast<int64_t>(q.size()));
       at += static_cast<int64_t>(q.size());
@@ -288,6 +291,9 @@ class CudaBackend final : public Backend {
     out.nanCount = static_cast<int64_t>(st.nanCount);
     out.sumAngular = st.sumAngular;
     out.sumRelMag = st.sumRelMag;
+    // The statistics kernel turns a NaN/Inf token into NaN sums (native/cuda/ops.cu): find the
+    // first bad value on the host (this path only runs on failure, so its copy costs nothing).
+    if (!(std::isfinite(out.sumCos) && std::isfinite(out.sumAngular) && std::isfinite(out.sumRelMag))) throwNonFiniteResidual();
     return out;
   }
 
@@ -312,6 +318,10 @@ class CudaBackend final : public Backend {
       CancelWatch watch(api_, session_, ctl);
       check(api_->sessionNll(session_, &n.view, &h.view, &r));
     }
+    if (!(std::isfinite(r.sumNll) && std::isfinite(r.logitsSum))) {
+      throw EngineError("ERR_NONFINITE_LOGITS", "the logits (final norm + lm_head '" + lmHead.name +
+                                                    "') became non-finite on the CUDA device (position not located): perplexity would be NaN");
+    }
     NllStats out;
     out.sumNll = r.sumNll;
     out.predictions = static_cast<int64_t>(r.predictions);
@@ -320,6 +330,16 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  [[noreturn]] void throwNonFiniteResidual() const {
+    std::vector<float> h(static_cast<size_t>(totalTokens_ * hidden_));
+    copyResidual(h.data());
+    const int64_t i = firstNonFinite(h.data(), static_cast<int64_t>(h.size()));
+    if (i < 0) {
+      throw EngineError("ERR_NONFINITE_ACTIVATION", "the layer's statistics became non-finite on the CUDA device (its input held NaN/Inf)");
+    }
+    throwNonFiniteActivation("the layer's output (the residual stream)", placeOfRow(seqOffsets_, i / hidden_), i % hidden_, h[static_cast<size_t>(i)]);
+  }
+
   // Baichuan 2's NormHead, done on the host before upload so the C ABI needs no new field: rows
   // become row / max(||row||, 1e-12) (torch.nn.functional.normalize) in f32, with the norm summed
   // in double, exactly as the CPU backend does. The normalised head is uploaded as f32 (it then
@@ -350,6 +370,7 @@ class CudaBackend final : public Backend {
   int64_t hidden_ = 0, totalTokens_ = 0;
   bool normalizedLmHead_ = false;
   std::vector<int64_t> lastRows_;
+  std::vector<int64_t> seqOffsets_;  // [sequences + 1] first row of each sequence
 };
 
 }  // namespace

@@ -93,7 +93,12 @@ void Session::embed(const TensorRef& table, const RunControl& ctl) {
   if (embedded_) throw EngineError("ERR_STATE", "embed: the session is already embedded");
   expectShape(table, {spec_.vocabSize, spec_.hiddenSize});
   guarded([&] {
-    backend_->embed(table, ctl);
+    try {
+      backend_->embed(table, ctl);
+    } catch (const EngineError& e) {
+      if (e.code().rfind("ERR_NONFINITE", 0) == 0) throw EngineError(e.code(), std::string("embedding: ") + e.what());
+      throw;
+    }
     keepLastTokens(-1);
   });
   embedded_ = true;
@@ -147,9 +152,15 @@ LayerStats Session::forwardLayer(int64_t layer, const LayerRefs& weights, const 
     }
   }
   return guarded([&] {
-    LayerStats s = backend_->forwardLayerWithNext(weights, next, ctl);
-    keepLastTokens(layer);
-    return s;
+    try {
+      LayerStats s = backend_->forwardLayerWithNext(weights, next, ctl);
+      keepLastTokens(layer);
+      return s;
+    } catch (const EngineError& e) {
+      // The backend knows tensors and rows, not which layer it runs: name it here.
+      if (e.code().rfind("ERR_NONFINITE", 0) == 0) throw EngineError(e.code(), "layer " + std::to_string(layer) + ": " + e.what());
+      throw;
+    }
   });
 }
 

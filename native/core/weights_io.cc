@@ -9,6 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include "core/finite.h"
+
 namespace shortgpt {
 
 namespace {
@@ -106,6 +108,7 @@ std::vector<float> readTensorF32(const TensorRef& ref) {
   std::vector<uint8_t> bytes = readTensorBytes(ref);
   std::vector<float> out(static_cast<size_t>(ref.elements()));
   convertToF32(bytes.data(), ref.dtype, out.data(), out.size());
+  checkWeightFinite(ref, out.data(), static_cast<int64_t>(out.size()), 0);
   return out;
 }
 

@@ -57,7 +57,8 @@ void readTensorRange(const TensorRef& ref, int64_t byteBegin, int64_t byteCount,
 // The whole tensor's bytes.
 std::vector<uint8_t> readTensorBytes(const TensorRef& ref);
 
-// The whole tensor converted to f32 (for small tensors: norms, biases).
+// The whole tensor converted to f32 (for small tensors: norms, biases). Throws
+// ERR_NONFINITE_WEIGHT naming the first NaN/Inf element (core/finite.h).
 std::vector<float> readTensorF32(const TensorRef& ref);
 
 }  // namespace shortgpt

@@ -5,7 +5,9 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 
+#include "core/finite.h"
 #include "core/thread_pool.h"
 #include "core/weights_io.h"
 #include "cpu/attention.h"
@@ -30,10 +32,37 @@ struct Batch {
   int64_t rowBegin, rowEnd;  // their rows in the residual stream
 };
 
+// The first NaN/Inf met while packing, over all threads: the lowest (part, element), so the
+// error names the same element whatever the thread count.
+class FirstBadWeight {
+ public:
+  void note(size_t part, int64_t element, float value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!found_ || part < part_ || (part == part_ && element < element_)) {
+      found_ = true;
+      part_ = part;
+      element_ = element;
+      value_ = value;
+    }
+  }
+  // Called after the parallel work: throws ERR_NONFINITE_WEIGHT naming the tensor and position.
+  void throwIfFound(const std::vector<const TensorRef*>& parts) const {
+    if (found_) throwNonFiniteWeight(*parts[part_], element_, value_);
+  }
+
+ private:
+  std::mutex mu_;
+  bool found_ = false;
+  size_t part_ = 0;
+  int64_t element_ = 0;
+  float value_ = 0;
+};
+
 // Packs several [n_i, k] tensors stacked along rows as one weight (q;k;v or gate;up) into `out`,
 // so one GEMM computes all projections that read the same input. Every pool thread preads the
 // rows of its own panels (converting 16-bit dtypes to f32 there), so the read is parallel and
-// needs no layer-sized staging buffer; `out` keeps its storage from the previous layer.
+// needs no layer-sized staging buffer; `out` keeps its storage from the previous layer. The
+// converted rows are checked for NaN/Inf while they are still in cache (ERR_NONFINITE_WEIGHT).
 void repackStacked(const std::vector<const TensorRef*>& parts, int64_t k, PackedWeight& out, ThreadPool& pool) {
   struct Part {
     std::unique_ptr<TensorReader> reader;
@@ -47,9 +76,11 @@ void repackStacked(const std::vector<const TensorRef*>& parts, int64_t k, Packed
     ps.push_back({std::make_unique<TensorReader>(*p), n, p->shape[0], p->dtype, converterToF32(p->dtype)});
     n += p->shape[0];
   }
+  FirstBadWeight bad;
   out.repack(n, k, [&](int64_t row0, int64_t rows, float* dst) {
     thread_local std::vector<uint8_t> bytes;  // 16-bit rows before conversion
-    for (const Part& p : ps) {
+    for (size_t pi = 0; pi < ps.size(); ++pi) {
+      const Part& p = ps[pi];
       const int64_t a = std::max(row0, p.rowBegin), b = std::min(row0 + rows, p.rowBegin + p.rows);
       if (a >= b) continue;
       float* d = dst + (a - row0) * k;
@@ -62,8 +93,13 @@ void repackStacked(const std::vector<const TensorRef*>& parts, int64_t k, Packed
         p.reader->read(byteBegin, byteCount, bytes.data());
         p.convert(bytes.data(), d, static_cast<size_t>((b - a) * k));
       }
+      if (!allFinite(d, (b - a) * k)) {
+        const int64_t i = firstNonFinite(d, (b - a) * k);
+        bad.note(pi, (a - p.rowBegin) * k + i, d[i]);
+      }
     }
   }, pool);
+  bad.throwIfFound(parts);
 }
 
 class CpuBackend final : public Backend {
@@ -105,7 +141,10 @@ class CpuBackend final : public Backend {
       ctl.checkCancelled();
       for (size_t p = 0; p < seqs_[s].size(); ++p) {
         reader.read(seqs_[s][p] * rowBytes, rowBytes, row.data());
-        convertToF32(row.data(), table.dtype, h_.data() + (seqOffsets_[s] + static_cast<int64_t>(p)) * H, static_cast<size_t>(H));
+        float* dst = h_.data() + (seqOffsets_[s] + static_cast<int64_t>(p)) * H;
+        convertToF32(row.data(), table.dtype, dst, static_cast<size_t>(H));
+        // Only the rows of tokens present are read, so only those are checked.
+        checkWeightFinite(table, dst, H, static_cast<int64_t>(seqs_[s][p]) * H);
       }
     }
   }
@@ -184,7 +223,7 @@ class CpuBackend final : public Backend {
       swiglu(gateUp, act, rows, I, pool_);
       gemm(act, rows, downW, delta, false, pool_);
       residualWithStats(hb, mid, delta, rows, H, tok, pool_);  // second add
-      accumulateStats(tok, rows, stats);
+      if (const int64_t bad = accumulateStats(tok, rows, stats); bad >= 0) throwNonFiniteRow(b.rowBegin + bad);
       if (ctl.progress) ctl.progress(b.seqEnd, static_cast<int64_t>(seqs_.size()));
     }
     return stats;
@@ -222,6 +261,11 @@ class CpuBackend final : public Backend {
 
     const int64_t rowBytes = H * static_cast<int64_t>(dtypeSize(lmHead.dtype));
     TensorReader reader(lmHead);
+    FirstBadWeight badHead;
+    // The first row whose logits hold NaN/Inf (finite weights can still overflow float32).
+    std::mutex badLogitMu;
+    int64_t badLogitRow = -1, badLogitIndex = -1;
+    float badLogitValue = 0;
     std::vector<float> x(static_cast<size_t>(kLogitRows * H));
     std::vector<float> logits(static_cast<size_t>(kLogitRows * kVocabChunk));
     for (int64_t v0 = 0; v0 < V; v0 += kVocabChunk) {
@@ -230,7 +274,7 @@ class CpuBackend final : public Backend {
       if (spec_.normalizedLmHead) {
         if (raw_.size() < static_cast<size_t>(n * rowBytes)) raw_.resize(static_cast<size_t>(n * rowBytes));
         reader.read(v0 * rowBytes, n * rowBytes, raw_.data());
-        headW_ = packNormalizedRows(raw_.data(), lmHead.dtype, n, H);
+        headW_ = packNormalizedRows(raw_.data(), lmHead.dtype, n, H, lmHead, v0 * H);
       } else {
         // Every thread reads and converts the rows of its own panels (as the layer weights).
         const ConvertToF32Fn convert = converterToF32(lmHead.dtype);
@@ -238,12 +282,17 @@ class CpuBackend final : public Backend {
           thread_local std::vector<uint8_t> bytes;
           if (lmHead.dtype == DType::F32) {
             reader.read((v0 + row0) * rowBytes, rows * rowBytes, dst);
-            return;
+          } else {
+            if (bytes.size() < static_cast<size_t>(rows * rowBytes)) bytes.resize(static_cast<size_t>(rows * rowBytes));
+            reader.read((v0 + row0) * rowBytes, rows * rowBytes, bytes.data());
+            convert(bytes.data(), dst, static_cast<size_t>(rows * H));
           }
-          if (bytes.size() < static_cast<size_t>(rows * rowBytes)) bytes.resize(static_cast<size_t>(rows * rowBytes));
-          reader.read((v0 + row0) * rowBytes, rows * rowBytes, bytes.data());
-          convert(bytes.data(), dst, static_cast<size_t>(rows * H));
+          if (!allFinite(dst, rows * H)) {
+            const int64_t i = firstNonFinite(dst, rows * H);
+            badHead.note(0, (v0 + row0) * H + i, dst[i]);
+          }
         }, pool_);
+        badHead.throwIfFound({&lmHead});
       }
       const PackedWeight& w = headW_;
       for (int64_t r0 = 0; r0 < T; r0 += kLogitRows) {
@@ -262,6 +311,16 @@ class CpuBackend final : public Backend {
               chunkMax = std::max(chunkMax, l[j]);
               lsum += l[j];
             }
+            // A sum of f32 values in double overflows only if one of them is not finite.
+            if (!std::isfinite(lsum)) {
+              const int64_t j = firstNonFinite(l, n);
+              std::lock_guard<std::mutex> lock(badLogitMu);
+              if (badLogitRow < 0 || static_cast<int64_t>(r) < badLogitRow) {
+                badLogitRow = static_cast<int64_t>(r);
+                badLogitIndex = v0 + j;
+                badLogitValue = l[j];
+              }
+            }
             const float newMax = std::max(runMax[r], chunkMax);
             double s = sumExp[r] * std::exp(static_cast<double>(runMax[r]) - newMax);
             for (int64_t j = 0; j < n; ++j) s += std::exp(l[j] - newMax);
@@ -271,6 +330,15 @@ class CpuBackend final : public Backend {
             if (target[r] >= v0 && target[r] < v0 + n) targetLogit[r] = l[target[r] - v0];
           }
         });
+      }
+      if (badLogitRow >= 0) {
+        const TokenPlace at = placeOfRow(seqOffsets_, badLogitRow);
+        throw EngineError("ERR_NONFINITE_LOGITS", "the logits (final norm + lm_head '" + lmHead.name + "') became non-finite (" +
+                                                      nonFiniteName(badLogitValue) + ") at sequence " + std::to_string(at.sequence) +
+                                                      ", position " + std::to_string(at.position) + ", vocabulary index " +
+                                                      std::to_string(badLogitIndex) + " (the first one in vocabulary rows " +
+                                                      std::to_string(v0) + ".." + std::to_string(v0 + n - 1) +
+                                                      "): perplexity would be NaN");
       }
       if (ctl.progress) ctl.progress(v0 + n, V);
     }
@@ -293,9 +361,10 @@ class CpuBackend final : public Backend {
   // rows are converted to f32 and normalised there (norm summed in double, then rounded to f32
   // and divided, like torch's f32 path); for 16-bit checkpoints the result stays f32 rather than
   // being rounded back to bf16/f16 as torch would, which only removes a rounding step.
-  PackedWeight packNormalizedRows(const uint8_t* src, DType dtype, int64_t n, int64_t k) {
+  PackedWeight packNormalizedRows(const uint8_t* src, DType dtype, int64_t n, int64_t k, const TensorRef& ref, int64_t firstElement) {
     headF32_.resize(static_cast<size_t>(n * k));
     convertToF32(src, dtype, headF32_.data(), headF32_.size());
+    checkWeightFinite(ref, headF32_.data(), n * k, firstElement);
     pool_.parallelFor(n, [&](int64_t begin, int64_t end, int) {
       for (int64_t r = begin; r < end; ++r) {
         float* row = headF32_.data() + r * k;
@@ -306,6 +375,13 @@ class CpuBackend final : public Backend {
       }
     });
     return PackedWeight::pack(headF32_.data(), DType::F32, n, k, pool_);
+  }
+
+  // The residual row `row` holds NaN/Inf after this layer: find the first bad hidden index.
+  [[noreturn]] void throwNonFiniteRow(int64_t row) const {
+    const float* hr = h_.data() + row * spec_.hiddenSize;
+    const int64_t i = std::max<int64_t>(firstNonFinite(hr, spec_.hiddenSize), 0);
+    throwNonFiniteActivation("the layer's output (the residual stream)", placeOfRow(seqOffsets_, row), i, hr[i]);
   }
 
   void allocateScratch() {

@@ -13,8 +13,12 @@ TokenStats fromSums(double dot, double inSq, double outSq, double diffSq) {
   const double pi = 3.14159265358979323846;
   TokenStats t;
   const double denom = std::sqrt(inSq) * std::sqrt(outSq);
-  t.undefinedCos = !(denom > 0) || !std::isfinite(dot / denom);
-  // The authors' scoring replaces NaN cosines with 0.5 before averaging.
+  t.nonFinite = !(std::isfinite(inSq) && std::isfinite(outSq));
+  // The authors' scoring replaces NaN cosines with 0.5 before averaging; here only a zero-norm
+  // state gets that (for finite states denom > 0 exactly when both norms are, and |dot| <= denom,
+  // so this is the same set of tokens as their NaN test). NaN/Inf states are flagged above and
+  // never averaged.
+  t.undefinedCos = !t.nonFinite && !(denom > 0);
   t.cos = t.undefinedCos ? 0.5 : std::clamp(dot / denom, -1.0, 1.0);
   t.angular = std::acos(t.cos) / pi;
   // An all-zero output makes the ratio undefined: count no change as 0, any change as 1.
@@ -69,14 +73,16 @@ void residualWithStats(float* h, const float* mid, const float* delta, int64_t r
   });
 }
 
-void accumulateStats(const TokenStats* perToken, int64_t rows, LayerStats& stats) {
+int64_t accumulateStats(const TokenStats* perToken, int64_t rows, LayerStats& stats) {
   for (int64_t r = 0; r < rows; ++r) {
+    if (perToken[r].nonFinite) return r;
     stats.sumCos += perToken[r].cos;
     stats.sumAngular += perToken[r].angular;
     stats.sumRelMag += perToken[r].relMag;
     if (perToken[r].undefinedCos) ++stats.nanCount;
   }
   stats.tokens += rows;
+  return -1;
 }
 
 }  // namespace shortgpt

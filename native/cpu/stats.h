@@ -15,15 +15,19 @@ struct TokenStats {
   double cos;      // 0.5 when undefined (a zero-norm input or output), as the authors' code
   double angular;  // arccos(cos) / pi of that cosine
   double relMag;   // ||out - in|| / ||out||
-  bool undefinedCos;
+  bool undefinedCos;  // the input or the output is exactly zero (never set for NaN/Inf)
+  // The input or output holds NaN or Inf (its squared norm is not finite: a finite f32 squared
+  // and summed in double cannot overflow). Its cos/angular/relMag are meaningless; callers stop.
+  bool nonFinite;
 };
 
 // h[r] (the layer input) is replaced by mid[r] + delta[r]; perToken[r] receives its statistics.
 void residualWithStats(float* h, const float* mid, const float* delta, int64_t rows, int64_t dim,
                        TokenStats* perToken, ThreadPool& pool);
 
-// Adds perToken[0..rows) to `stats` in token order.
-void accumulateStats(const TokenStats* perToken, int64_t rows, LayerStats& stats);
+// Adds perToken[0..rows) to `stats` in token order. Returns the first row whose statistics are
+// non-finite (the caller reports it), or -1.
+int64_t accumulateStats(const TokenStats* perToken, int64_t rows, LayerStats& stats);
 
 // The statistics of one token from its input and output vectors (also used by tests and by
 // callers comparing non-adjacent layers).

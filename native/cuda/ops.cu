@@ -148,11 +148,15 @@ __global__ void tokenStatsKernel(const float* in, const float* out, int64_t rows
     // Same conventions as the CPU backend (native/cpu/stats.cc): an undefined cosine counts as
     // 0.5 (the authors' NaN replacement), the cosine is clamped to [-1, 1] before arccos, and
     // an all-zero output gives a relative magnitude of 0 (no change) or 1 (any change).
+    // A NaN/Inf input or output (a finite f32 squared and summed in double cannot overflow)
+    // makes this token's values NaN, so the layer's sums are NaN and the host refuses them
+    // (cuda_binding.cc) instead of averaging an invented 0.5; only a zero-norm state is undefined.
     const double denom = sqrt(na) * sqrt(nb);
-    const bool undefined = !(denom > 0) || !isfinite(dot / denom);
-    double c = undefined ? 0.5 : dot / denom;
-    c = c > 1 ? 1 : (c < -1 ? -1 : c);
-    const double rel = nb > 0 ? sqrt(nd) / sqrt(nb) : (nd > 0 ? 1.0 : 0.0);
+    const bool nonFinite = !(isfinite(na) && isfinite(nb));
+    const bool undefined = !nonFinite && !(denom > 0);
+    double c = nonFinite ? nan("") : undefined ? 0.5 : dot / denom;
+    if (!nonFinite) c = c > 1 ? 1 : (c < -1 ? -1 : c);
+    const double rel = nonFinite ? nan("") : nb > 0 ? sqrt(nd) / sqrt(nb) : (nd > 0 ? 1.0 : 0.0);
     perToken[t * 4 + 0] = c;
     perToken[t * 4 + 1] = acos(c) / M_PI;
     perToken[t * 4 + 2] = rel;

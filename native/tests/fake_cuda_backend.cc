@@ -8,6 +8,7 @@
 // Summing every byte proves the host pointers and sizes are real (the test sums the same bytes
 // from the safetensors file), and the keys show that a prefetched layer would be matched.
 // Not shipped: the file name does not match prebuild.js's libshortgpt_*.so.
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,11 @@ struct ShortGptCudaSession {
 namespace {
 
 thread_local std::string tCode, tMessage;
+
+int64_t nonFiniteAt() {
+  const char* v = std::getenv("SHORTGPT_FAKE_CUDA_NONFINITE");
+  return v ? std::atoll(v) : -1;
+}
 
 int fail(const char* code, const std::string& message) {
   tCode = code;
@@ -93,17 +99,22 @@ int sessionForwardLayer(ShortGptCudaSession* s, const ShortGptCudaLayer* l, cons
     std::fprintf(f, " next=none\n");
   }
   std::fclose(f);
-  *out = ShortGptCudaStats{static_cast<double>(s->total), 0.0, 0.0, 0.0, 0.0};
+  // SHORTGPT_FAKE_CUDA_NONFINITE=<flat index>: the device found NaN (its statistics kernel makes
+  // the sums NaN) and the residual stream holds NaN at that index (see sessionReadHidden).
+  const double nan = nonFiniteAt() >= 0 ? std::nan("") : 0.0;
+  *out = ShortGptCudaStats{static_cast<double>(s->total), nan, 0.0, 0.0, 0.0};
   return 0;
 }
 
 int sessionNll(ShortGptCudaSession*, const ShortGptCudaTensor*, const ShortGptCudaTensor*, ShortGptCudaNll* out) {
-  *out = ShortGptCudaNll{0.0, 0.0, 0.0};
+  *out = ShortGptCudaNll{nonFiniteAt() >= 0 ? std::nan("") : 0.0, 0.0, 0.0};
   return 0;
 }
 
 int sessionReadHidden(ShortGptCudaSession*, float* out, int64_t count) {
   std::memset(out, 0, sizeof(float) * static_cast<size_t>(count));
+  const int64_t at = nonFiniteAt();
+  if (at >= 0 && at < count) out[at] = std::nanf("");
   return 0;
 }
 

@@ -254,7 +254,8 @@ describe('process exit with work in flight', () => {
     // A child process: the addon directly (no TypeScript), exiting from the first progress event
     // while the worker thread is mid-layer.
     const setup = {
-      addon: path.join(repoRoot, 'build', 'Release', 'shortgpt_native.node'),
+      // The sanitizer run (scripts/asan-test.sh) points SHORTGPT_NATIVE_PATH at its own build.
+      addon: process.env.SHORTGPT_NATIVE_PATH ?? path.join(repoRoot, 'build', 'Release', 'shortgpt_native.node'),
       spec: nativeModelSpec(ckpt.config),
       sequences: manySequences(4),
       embed: embeddingRef(ckpt),
