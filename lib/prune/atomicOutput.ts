@@ -1,13 +1,16 @@
 /**
  * The output directory appears complete or not at all: everything is written into a temporary
  * directory beside OUT (same filesystem, so the final rename is atomic) and renamed into place
- * only after it has been read back. Any failure or abort removes the temporary directory.
+ * only after it has been read back and flushed. Any failure or abort removes the temporary
+ * directory; a kill -9 leaves it, named so the next run recognises and removes it
+ * (lib/prune/outputRecovery.ts).
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ShortGptError } from '../errors';
+import { fsyncDir, outputError, renameOut, writeFileDurable } from './durable';
+import { journalPathOf, tempName, type SwapJournal } from './outputRecovery';
 
 /** Temporary directories in use, so a hard exit (second signal) can still remove them. */
 export const liveTempDirs = new Set<string>();
@@ -71,93 +74,97 @@ export async function checkOutputVacancy(outDir: string, force: boolean): Promis
   return 'replace';
 }
 
-/**
- * `.OUT.<kind>-<pid>-<random>` beside OUT. Made with mkdir (not mkdtemp, whose 0700 would end up
- * as OUT's mode) so the final directory gets the usual umask-derived permissions.
- */
-async function makeSiblingDir(outDir: string, kind: string): Promise<string> {
-  for (let attempt = 0; ; attempt++) {
-    const dir = path.join(path.dirname(outDir), `.${path.basename(outDir)}.${kind}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    try {
-      await fsp.mkdir(dir);
-      return dir;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 5) throw e;
-    }
-  }
-}
-
 async function removeTree(dir: string): Promise<void> {
   // Retries cover files a just-aborted write may still be closing.
   await fsp.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  // Makes the rename durable; some platforms cannot open a directory for fsync, which is harmless.
-  try {
-    const h = await fsp.open(dir, 'r');
-    try {
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-  } catch {
-    /* best effort */
-  }
+/** fsync of every directory under `dir` (deepest first) and of `dir`: their entries must be durable before the rename publishes them. */
+async function fsyncTree(dir: string): Promise<void> {
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) if (e.isDirectory()) await fsyncTree(path.join(dir, e.name));
+  await fsyncDir(dir);
 }
 
 /**
  * Runs `body` on a fresh temporary directory beside `outDir`, then moves the result to `outDir`
  * (replacing the old one only now, when `vacancy` is 'replace'). On any failure, including an
- * abort, the temporary directory is removed and the error rethrown; OUT is then as it was.
+ * abort, the temporary directory is removed and the error rethrown; OUT is then as it was. The
+ * caller holds OUT's lock (lib/prune/outputLock.ts), which also created OUT's parent.
  */
 export async function withAtomicOutput<T>(outDir: string, vacancy: OutputVacancy, body: (tempDir: string) => Promise<T>): Promise<T> {
-  const parent = path.dirname(outDir);
-  // Parents are created like `mkdir -p`; a failed run removes the ones it created.
-  const createdParent = await fsp.mkdir(parent, { recursive: true });
-  const tempDir = await makeSiblingDir(outDir, 'tmp');
+  // mkdir (not mkdtemp, whose 0700 would end up as OUT's mode), so OUT gets the umask's permissions.
+  const tempDir = tempName(outDir, 'tmp');
+  try {
+    await fsp.mkdir(tempDir);
+  } catch (e) {
+    throw outputError(e, 'creating the temporary directory', tempDir);
+  }
   liveTempDirs.add(tempDir);
   try {
     const result = await body(tempDir);
+    await fsyncTree(tempDir);
     await commit(tempDir, outDir, vacancy);
     return result;
   } catch (e) {
     await removeTree(tempDir);
-    if (createdParent !== undefined) await removeTree(createdParent);
     throw e;
   } finally {
     liveTempDirs.delete(tempDir);
   }
 }
 
+/**
+ * --force: OUT is moved aside and the new copy moved in, with the journal written first so a
+ * run killed between the renames is completed by the next one (lib/prune/outputRecovery.ts);
+ * the old copy is deleted only once the new one is in place. Every rename is followed by an
+ * fsync of the parent, so the order survives a crash too.
+ */
 async function commit(tempDir: string, outDir: string, vacancy: OutputVacancy): Promise<void> {
+  const parent = path.dirname(outDir);
   if (vacancy === 'replace') {
-    const old = await makeSiblingDir(outDir, 'old');
-    // Rename OUT into the holder (a fresh empty dir) so the swap is two renames, and the old
-    // content is deleted only after the new one is in place.
-    const held = path.join(old, 'previous');
-    await fsp.rename(outDir, held);
+    const old = tempName(outDir, 'old');
+    const journal = journalPathOf(outDir);
+    const entry: SwapJournal = { tmp: path.basename(tempDir), old: path.basename(old) };
     try {
-      await fsp.rename(tempDir, outDir);
+      await writeFileDurable(journal, `${JSON.stringify(entry)}\n`);
+      await fsyncDir(parent);
     } catch (e) {
-      await fsp.rename(held, outDir).catch(() => undefined);
-      await removeTree(old);
-      throw new ShortGptError('ERR_OUTPUT_IO', `cannot move the new checkpoint into ${outDir}: ${(e as Error).message}`);
+      // No rename has happened: a torn journal would only be noise for the next run.
+      await fsp.rm(journal, { force: true });
+      throw e;
     }
-    // The new checkpoint is in place: failing to delete the old copy must not fail the run.
+    try {
+      await renameOut(outDir, old);
+    } catch (e) {
+      await fsp.rm(journal, { force: true });
+      throw e;
+    }
+    await fsyncDir(parent);
+    try {
+      await renameOut(tempDir, outDir);
+    } catch (e) {
+      await fsp.rename(old, outDir).catch(() => undefined);
+      await fsp.rm(journal, { force: true });
+      throw e;
+    }
+    await fsyncDir(parent);
+    // The new checkpoint is in place: the swap is done once the journal is gone.
+    await fsp.rm(journal, { force: true });
+    await fsyncDir(parent);
+    // Failing to delete the old copy must not fail the run (the next run removes it).
     await removeTree(old).catch(() => undefined);
-  } else {
-    try {
-      // rename(2) onto an empty directory replaces it; onto a non-empty one it fails, which
-      // catches a directory filled by someone else since we checked.
-      await fsp.rename(tempDir, outDir);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') {
-        throw new ShortGptError('ERR_OUTPUT_EXISTS', `output directory ${outDir} was filled while the rewrite ran; nothing was replaced`);
-      }
-      throw new ShortGptError('ERR_OUTPUT_IO', `cannot move the new checkpoint into ${outDir}: ${(e as Error).message}`);
-    }
+    return;
   }
-  await fsyncDir(path.dirname(outDir));
+  try {
+    // rename(2) onto an empty directory replaces it; onto a non-empty one it fails, which
+    // catches a directory filled by someone else since we checked.
+    await new Promise<void>((resolve, reject) => fs.rename(tempDir, outDir, (err) => (err ? reject(err) : resolve())));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') {
+      throw new ShortGptError('ERR_OUTPUT_EXISTS', `output directory ${outDir} was filled while the rewrite ran; nothing was replaced`);
+    }
+    throw outputError(e, `moving the new checkpoint from ${tempDir} into`, outDir);
+  }
+  await fsyncDir(parent);
 }

@@ -31,24 +31,27 @@ const NOT_PER_LAYER = new Set(['architectures', 'eos_token_id', 'bos_token_id', 
  */
 export function editConfig(raw: Record<string, unknown>, plan: LayerPlan): ConfigEdit {
   const config: Record<string, unknown> = {};
+  // Defined, not assigned: `config['__proto__'] = v` would set the prototype and the key would
+  // vanish from the written config.json (JSON.parse makes it an ordinary own key).
+  const set = (key: string, value: unknown) => Object.defineProperty(config, key, { value, enumerable: true, writable: true, configurable: true });
   const slicedFields: string[] = [];
   const adjustedFields: string[] = [];
   for (const [key, value] of Object.entries(raw)) {
     if (key === 'num_hidden_layers') {
-      config[key] = plan.kept.length;
+      set(key, plan.kept.length);
     } else if (Array.isArray(value) && value.length === plan.sourceLayers && !NOT_PER_LAYER.has(key)) {
-      config[key] = plan.kept.map((old) => value[old] as unknown);
+      set(key, plan.kept.map((old) => value[old] as unknown));
       slicedFields.push(key);
     } else if (key === 'max_window_layers' && typeof value === 'number' && value > 0 && value < plan.sourceLayers) {
       // A boundary at or beyond the last layer (common in Qwen2 configs) already holds for any
       // subset, so it is left as written.
       const adjusted = plan.kept.filter((old) => old < value).length;
-      config[key] = adjusted;
+      set(key, adjusted);
       if (adjusted !== value) adjustedFields.push(key);
     } else {
-      config[key] = value;
+      set(key, value);
     }
   }
-  if (!('num_hidden_layers' in raw)) config.num_hidden_layers = plan.kept.length;
+  if (!Object.prototype.hasOwnProperty.call(raw, 'num_hidden_layers')) set('num_hidden_layers', plan.kept.length);
   return { config, slicedFields, adjustedFields };
 }

@@ -25,6 +25,8 @@ export interface Provenance {
   configFieldsSliced: string[];
   configFieldsAdjusted: string[];
   metadata: Record<string, string>;
+  /** Source entries not copied and why (links out of the folder, directory links, FIFOs, other weight files). */
+  skippedFiles?: Array<{ path: string; reason: string }>;
 }
 
 /**

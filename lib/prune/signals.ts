@@ -1,12 +1,14 @@
 /**
  * SIGINT/SIGTERM during a rewrite, for the CLI: the first signal aborts the rewrite (it stops at
  * the next chunk and removes its temporary directory); a second one, for a run that does not
- * stop, removes the temporary directories at once and exits. Handlers exist only while
+ * stop, removes the temporary directories at once, releases OUT's lock and exits. (kill -9
+ * cannot be trapped: what it leaves, the next run recognises and removes.) Handlers exist only while
  * `trapInterrupts` is active, so the default behaviour returns afterwards.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { liveTempDirs } from './atomicOutput';
+import { liveLocks } from './outputLock';
 
 export interface InterruptTrap {
   signal: AbortSignal;
@@ -36,6 +38,15 @@ export function trapInterrupts(): InterruptTrap {
         fs.rmSync(dir, { recursive: true, force: true });
       } catch {
         /* exiting anyway; nothing more can be done */
+      }
+    }
+    // A --force swap cut short here is completed by the next run from its journal
+    // (lib/prune/outputRecovery.ts); the lock must not outlive us either way.
+    for (const lock of liveLocks) {
+      try {
+        lock.release(true);
+      } catch {
+        /* a stale lock is taken over by the next run */
       }
     }
     process.exit(signalExitCode(first));
