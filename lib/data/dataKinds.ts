@@ -55,16 +55,16 @@ export function unknownKindError(file: string): ShortGptError {
 }
 
 /** How much of a file decides whether it is text: the first chunk a reader would see. */
-const SNIFF_BYTES = 64 * 1024;
+export const SNIFF_BYTES = 64 * 1024;
 
-/** Refuses bytes that are not text: a NUL byte in the first chunk means a binary file. */
-export function checkNotBinary(bytes: Uint8Array, file: string): void {
-  const n = Math.min(bytes.length, SNIFF_BYTES);
+/** Refuses bytes that are not text: a NUL byte in the first chunk means a binary file. `offset`: where `bytes` starts in the file. */
+export function checkNotBinary(bytes: Uint8Array, file: string, offset = 0): void {
+  const n = Math.min(bytes.length, SNIFF_BYTES - offset);
   for (let i = 0; i < n; i++) {
     if (bytes[i] === 0) {
       throw new ShortGptError(
         'ERR_DATA_BINARY',
-        `${file} is binary, not text (a NUL byte at offset ${i}); for a raw token stream name it .bin and pass --token-dtype uint16|uint32. ${ACCEPTED_DATA_KINDS}`,
+        `${file} is binary, not text (a NUL byte at offset ${offset + i}); for a raw token stream name it .bin and pass --token-dtype uint16|uint32. ${ACCEPTED_DATA_KINDS}`,
       );
     }
   }

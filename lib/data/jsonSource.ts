@@ -40,20 +40,60 @@ function recordToDocument(rec: unknown, where: string, textField: string): Calib
   throw new ShortGptError('ERR_DATA_FIELD', `${where}: ${field} is ${describe(value)}; expected a string of text or an array of token ids`);
 }
 
+/**
+ * The longest JSONL record read: one line is parsed whole, so a line without end (a file that is
+ * not JSONL, a stream with no line breaks) would otherwise grow without bound.
+ */
+export const MAX_JSONL_RECORD_CHARS = 64 * 1024 * 1024;
+
+function jsonlRecord(line: string, file: string, lineNo: number, textField: string): CalibrationDocument | null {
+  const trimmed = line.trim();
+  if (trimmed === '') return null;
+  const where = `${file}:${lineNo}`;
+  let rec: unknown;
+  try {
+    rec = JSON.parse(trimmed);
+  } catch (e) {
+    throw new ShortGptError('ERR_DATA_CORRUPT', `${where}: not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  return recordToDocument(rec, where, textField);
+}
+
+function recordTooLarge(file: string, lineNo: number): ShortGptError {
+  return new ShortGptError(
+    'ERR_DATA_RECORD_TOO_LARGE',
+    `${file}:${lineNo}: a JSONL record (line) longer than ${MAX_JSONL_RECORD_CHARS / (1024 * 1024)} Mi characters; split the text into several records, or give it as a .txt file`,
+  );
+}
+
+/** JSONL text arriving in chunks -> documents, one line at a time (a line is bounded by MAX_JSONL_RECORD_CHARS). */
+export async function* jsonlDocuments(chunks: AsyncIterable<string>, file: string, textField: string, maxRecordChars = MAX_JSONL_RECORD_CHARS): AsyncGenerator<CalibrationDocument> {
+  let rest = '';
+  let lineNo = 1;
+  for await (const chunk of chunks) {
+    let from = 0;
+    for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', from)) {
+      if (rest.length + nl - from > maxRecordChars) throw recordTooLarge(file, lineNo);
+      const doc = jsonlRecord(rest + chunk.slice(from, nl), file, lineNo, textField);
+      rest = '';
+      if (doc) yield doc;
+      lineNo++;
+      from = nl + 1;
+    }
+    // No line break in the rest of the chunk: keep it (a rope, not copied) and check the bound.
+    rest += chunk.slice(from);
+    if (rest.length > maxRecordChars) throw recordTooLarge(file, lineNo);
+  }
+  const doc = jsonlRecord(rest, file, lineNo, textField);
+  if (doc) yield doc;
+}
+
+/** A whole JSONL text -> documents (what jsonlDocuments yields, for callers that hold the text). */
 export function parseJsonlDocuments(text: string, file: string, textField: string): CalibrationDocument[] {
   const docs: CalibrationDocument[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === '') continue;
-    const where = `${file}:${i + 1}`;
-    let rec: unknown;
-    try {
-      rec = JSON.parse(line);
-    } catch (e) {
-      throw new ShortGptError('ERR_DATA_CORRUPT', `${where}: not valid JSON: ${(e as Error).message}`, { cause: e });
-    }
-    const doc = recordToDocument(rec, where, textField);
+    const doc = jsonlRecord(lines[i], file, i + 1, textField);
     if (doc) docs.push(doc);
   }
   return docs;

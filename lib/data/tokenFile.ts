@@ -3,15 +3,16 @@
  * Every id is checked against the model's vocabulary here, so the error names the file, the
  * sequence and the position.
  */
-import * as fs from 'node:fs/promises';
 import { ShortGptError } from '../errors';
+import { FILE_LIMITS, readTextLimited } from '../util/readLimited';
 
 /** Reads a --tokens file (a JSON array of arrays of token ids), checking every id below `vocabSize` when given. */
 export async function readTokenFile(file: string, vocabSize?: number): Promise<number[][]> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await readTextLimited(file, 'token file', FILE_LIMITS.wholeJsonData);
   } catch (e) {
+    if (e instanceof ShortGptError) throw e;
     throw new ShortGptError('ERR_TOKEN_FILE', `${file}: cannot read the token file: ${(e as Error).message}`);
   }
   let data: unknown;

@@ -4,10 +4,11 @@
  * tokenizer.json's post-processor while transformers lets `add_bos_token` / `add_eos_token`
  * override it (LlamaTokenizerFast.update_post_processor).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { ShortGptError } from '../errors';
+import type { TextPiece } from './textPieces';
+import { FILE_LIMITS, readTextLimitedSync } from '../util/readLimited';
 
 /** A model's tokenizer, as {@link loadTokenizer} loads it: text -> ids the way transformers encodes. */
 export interface Tokenizer {
@@ -25,18 +26,30 @@ export interface Tokenizer {
   readonly addEos: boolean;
   /** One document -> ids, with BOS/EOS as configured. */
   encode(text: string): number[];
+  /**
+   * One piece of a long document (lib/data/textPieces.ts) -> ids: BOS only on the first piece,
+   * EOS only on the last, and a piece cut at a line break or space is encoded as the text after
+   * it (not as a document start), so the pieces' ids join to the document's. Optional for
+   * tokenizers supplied by a caller: without it a document is encoded whole.
+   */
+  encodePiece?(piece: TextPiece): number[];
   /** Ids -> text; special tokens are kept (they are part of what the model saw). */
   decode(ids: ArrayLike<number>): string;
 }
 
 type Json = Record<string, unknown>;
 
-function readJson(file: string, what: string): Json | undefined {
+/** What a continuing piece is encoded behind (see encodePiece). */
+const PIECE_CONTEXT = '\n';
+
+function readJson(file: string, what: string, limit: number): Json | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    // Bounded and regular files only: tokenizer.json -> /dev/zero once ran the process out of memory.
+    text = readTextLimitedSync(file, what, limit);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (e instanceof ShortGptError) throw e;
     throw new ShortGptError('ERR_TOKENIZER', `cannot read ${what} ${file}: ${(e as Error).message}`, { cause: e });
   }
   try {
@@ -88,16 +101,16 @@ function specialId(tok: HfTokenizer, name: 'bos' | 'eos', sources: (Json | undef
 export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   const dir = path.resolve(modelDir);
   const tokenizerFile = path.join(dir, 'tokenizer.json');
-  const tokenizerJson = readJson(tokenizerFile, 'tokenizer file');
+  const tokenizerJson = readJson(tokenizerFile, 'tokenizer file', FILE_LIMITS.tokenizer);
   if (tokenizerJson === undefined) {
     throw new ShortGptError(
       'ERR_NO_TOKENIZER',
       `${dir} has no tokenizer.json, so text cannot be tokenized; give pre-tokenized data (JSON/JSONL id arrays, or .bin with --token-dtype) or add the model's tokenizer.json`,
     );
   }
-  const tokConfig = readJson(path.join(dir, 'tokenizer_config.json'), 'tokenizer config');
-  const specialMap = readJson(path.join(dir, 'special_tokens_map.json'), 'special tokens map');
-  const modelConfig = readJson(path.join(dir, 'config.json'), 'model config');
+  const tokConfig = readJson(path.join(dir, 'tokenizer_config.json'), 'tokenizer config', FILE_LIMITS.tokenizerConfig);
+  const specialMap = readJson(path.join(dir, 'special_tokens_map.json'), 'special tokens map', FILE_LIMITS.smallJson);
+  const modelConfig = readJson(path.join(dir, 'config.json'), 'model config', FILE_LIMITS.smallJson);
 
   let hf: HfTokenizer;
   try {
@@ -126,8 +139,28 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
   const addEos = (typeof cfgEos === 'boolean' ? cfgEos : postEos) && eosTokenId !== null;
   const configDecides = typeof cfgBos === 'boolean' || typeof cfgEos === 'boolean';
 
+  // A piece that continues a document is encoded behind a line break of context whose ids are then
+  // dropped: a normalizer that marks the text start (Llama's Prepend "▁", add_prefix_space) then
+  // sees the piece as inner text, as it does inside the whole document.
+  const contextIds = hf.encode(PIECE_CONTEXT, { add_special_tokens: false }).ids;
+  const encodeAfter = (text: string, withContext: boolean): number[] => {
+    if (withContext) {
+      const ids = hf.encode(PIECE_CONTEXT + text, { add_special_tokens: false }).ids;
+      if (ids.length >= contextIds.length && contextIds.every((id, i) => ids[i] === id)) return ids.slice(contextIds.length);
+    }
+    return hf.encode(text, { add_special_tokens: false }).ids.slice();
+  };
+
   let vocabSize = 0;
   for (const id of hf.get_vocab(true).values()) vocabSize = Math.max(vocabSize, id + 1);
+
+  const encode = (text: string): number[] => {
+    if (!configDecides) return hf.encode(text, { add_special_tokens: true }).ids.slice();
+    const ids = hf.encode(text, { add_special_tokens: false }).ids.slice();
+    if (addBos) ids.unshift(bosTokenId as number);
+    if (addEos) ids.push(eosTokenId as number);
+    return ids;
+  };
 
   return {
     dir,
@@ -136,12 +169,13 @@ export async function loadTokenizer(modelDir: string): Promise<Tokenizer> {
     eosTokenId,
     addBos,
     addEos,
-    encode(text: string): number[] {
-      if (!configDecides) return hf.encode(text, { add_special_tokens: true }).ids.slice();
-      const ids = hf.encode(text, { add_special_tokens: false }).ids.slice();
-      if (addBos) ids.unshift(bosTokenId as number);
-      if (addEos) ids.push(eosTokenId as number);
-      return ids;
+    encode,
+    encodePiece(piece: TextPiece): number[] {
+      if (piece.first && piece.last) return encode(piece.text);
+      const ids = piece.text === '' ? [] : encodeAfter(piece.text, piece.cut === 'break' || piece.cut === 'space');
+      const head = !piece.first ? [] : configDecides ? (addBos ? [bosTokenId as number] : []) : prefix;
+      const tail = !piece.last ? [] : configDecides ? (addEos ? [eosTokenId as number] : []) : suffix;
+      return head.length || tail.length ? [...head, ...ids, ...tail] : ids;
     },
     decode(ids: ArrayLike<number>): string {
       return hf.decode(Array.from(ids), { skip_special_tokens: false });

@@ -70,6 +70,8 @@ export interface CalibrationSummary {
   stride: number;
   samples: number | null;
   seed: number | null;
+  /** Present when reading stopped at --max-calib-tokens: the limit (the data held more). */
+  tokenLimit?: number;
 }
 
 /** What cutWindows returns: the windows and their summary. */
@@ -175,5 +177,6 @@ export function describeCalibration(s: CalibrationSummary): string {
   if (s.stride < s.seqLen - 1 || s.stride > s.seqLen) line += `, stride ${fmt(s.stride)}`;
   if (s.windows < s.windowsAvailable) line += ` (a sample of ${fmt(s.windowsAvailable)}, seed ${s.seed})`;
   if (s.tokensUsed !== s.tokens) line += `, ${fmt(s.tokensUsed)} tokens used`;
+  if (s.tokenLimit !== undefined) line += ` (stopped at the --max-calib-tokens limit of ${fmt(s.tokenLimit)})`;
   return line;
 }

@@ -1,11 +1,16 @@
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { loadCalibrationDocuments, readCalibrationDocuments, tokenizeDocuments } from '../../lib/data/sources';
 import { splitTextDocuments } from '../../lib/data/textFile';
 import { loadTokenizer } from '../../lib/data/tokenizer';
-import { stories260kDir } from '../helpers/paths';
+import { repoRoot, stories260kDir } from '../helpers/paths';
 import { tmpDir, writeParquet, writeTokenBin } from './fixtures';
+
+// For the unreadable-file test's child process (see privilegeDropper at the end).
+const sourcesModule = path.join(repoRoot, 'lib', 'data', 'sources.ts');
+const tsRequire = path.join(repoRoot, 'test', 'prune', 'helpers', 'tsRequire.js');
 
 const texts = (docs: { kind: string; text?: string }[]) => docs.map((d) => d.text);
 
@@ -171,12 +176,25 @@ describe('errors for missing, unreadable and empty data', () => {
     await expect(readCalibrationDocuments([p])).rejects.toMatchObject({ code: 'ERR_DATA_BINARY', message: expect.stringContaining(p) });
   });
 
-  it('an unreadable file is ERR_DATA_UNREADABLE naming it', async () => {
-    if (process.getuid?.() === 0) return; // root reads everything: nothing to test
-    const p = path.join(tmpDir(), 'locked.txt');
+  // Root reads a mode-0 file anyway, so as root (as CI runs) the read happens in a child that
+  // setpriv/runuser drops to nobody; a readable file beside it shows that child can read at all.
+  const asRoot = process.getuid?.() === 0;
+  const dropPrivileges = asRoot ? privilegeDropper() : null;
+  const unreadableName = 'an unreadable file is ERR_DATA_UNREADABLE naming it';
+  (asRoot && !dropPrivileges ? it.skip : it)(asRoot && !dropPrivileges ? `${unreadableName} (SKIPPED: root, and no setpriv/runuser child as nobody can load the repository)` : unreadableName, async () => {
+    const dir = tmpDir();
+    const p = path.join(dir, 'locked.txt');
+    const readable = path.join(dir, 'open.txt');
     fs.writeFileSync(p, 'x');
+    fs.writeFileSync(readable, 'y');
     fs.chmodSync(p, 0);
-    await expect(readCalibrationDocuments([p])).rejects.toMatchObject({ code: 'ERR_DATA_UNREADABLE', message: expect.stringContaining(p) });
+    if (!asRoot) {
+      await expect(readCalibrationDocuments([p])).rejects.toMatchObject({ code: 'ERR_DATA_UNREADABLE', message: expect.stringContaining(p) });
+      return;
+    }
+    fs.chmodSync(dir, 0o755); // mkdtemp's 0700 would stop nobody before the file's own mode does
+    expect(readAsNobody(dropPrivileges!, readable)).toEqual({ documents: 1 });
+    expect(readAsNobody(dropPrivileges!, p)).toEqual({ code: 'ERR_DATA_UNREADABLE', message: expect.stringContaining(p) });
   });
 
   it('empty files and empty folders are ERR_DATA_EMPTY', async () => {
@@ -199,3 +217,24 @@ describe('errors for missing, unreadable and empty data', () => {
     expect(docs.map((d) => d.ids)).toEqual([tok.encode('Once upon a time'), [1, 7, 8]]);
   });
 });
+
+/**
+ * A command prefix that runs the rest as user nobody (uid 65534), or null when none works here:
+ * no setpriv/runuser, or a checkout nobody cannot read (e.g. under a 0700 home).
+ */
+function privilegeDropper(): string[] | null {
+  for (const cmd of [['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'], ['runuser', '-u', 'nobody', '--']]) {
+    const probe = spawnSync(cmd[0]!, [...cmd.slice(1), process.execPath, '-r', tsRequire, '-e', `require(${JSON.stringify(sourcesModule)})`], { timeout: 60_000 });
+    if (probe.status === 0) return cmd;
+  }
+  return null;
+}
+
+/** readCalibrationDocuments([file]) in a child node running as nobody: what it returned or threw. */
+function readAsNobody(dropper: string[], file: string): unknown {
+  const script = `require(${JSON.stringify(sourcesModule)}).readCalibrationDocuments([process.argv[1]])
+    .then((d) => console.log(JSON.stringify({ documents: d.length })), (e) => console.log(JSON.stringify({ code: e.code, message: e.message })));`;
+  const r = spawnSync(dropper[0]!, [...dropper.slice(1), process.execPath, '-r', tsRequire, '-e', script, file], { encoding: 'utf8', timeout: 60_000 });
+  if (r.status !== 0) throw new Error(`child as nobody failed (${r.status ?? r.signal}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as unknown;
+}
