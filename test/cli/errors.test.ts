@@ -12,7 +12,6 @@ import { stories260kDir } from '../helpers/paths';
 
 let tmp: string;
 let data: string;
-let out: string;
 let noTokenizer: string;
 
 beforeAll(() => {
@@ -27,7 +26,6 @@ beforeAll(() => {
   noTokenizer = path.join(tmp, 'no-tokenizer');
   fs.mkdirSync(noTokenizer);
   for (const f of ['config.json', 'model.safetensors']) fs.copyFileSync(path.join(stories260kDir, f), path.join(noTokenizer, f));
-  out = path.join(tmp, 'out', 'pruned');
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -39,29 +37,34 @@ async function run(args: string[]): Promise<{ status: number; out: string; err: 
 
 const ok = () => path.join(data, 'ok.txt');
 
-const cases: Array<[string, () => string[], number, RegExp]> = [
-  ['a missing data file', () => ['prune', stories260kDir, '--calib', path.join(data, 'missing.txt'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_MISSING\].*missing\.txt does not exist/],
-  ['a corrupt JSONL file', () => ['prune', stories260kDir, '--calib', path.join(data, 'bad.jsonl'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_CORRUPT\].*bad\.jsonl:2/],
-  ['a text file that is not UTF-8', () => ['prune', stories260kDir, '--calib', path.join(data, 'latin1.txt'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_CORRUPT\].*latin1\.txt is not UTF-8/],
-  ['an empty data set', () => ['prune', stories260kDir, '--calib', path.join(data, 'empty.txt'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_EMPTY\].*empty\.txt/],
-  ['a JSONL record without the text field', () => ['prune', stories260kDir, '--calib', path.join(data, 'nofield.jsonl'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_FIELD\].*nofield\.jsonl:2.*text/],
-  ['--seq-len above max_position_embeddings', () => ['prune', stories260kDir, '--calib', ok(), '--seq-len', '1024', '--remove', '1', '--out', out], 2, /\[ERR_SEQ_LEN\].*--seq-len 1024.*512/],
-  ['--remove as many as the model has', () => ['prune', stories260kDir, '--calib', ok(), '--remove', '5', '--out', out], 2, /\[ERR_REMOVE_COUNT\].*cannot remove 5 layers.*5 layers/],
-  ['--remove beyond what --keep-first/--keep-last allow', () => ['prune', stories260kDir, '--calib', ok(), '--remove', '3', '--keep-first', '2', '--keep-last', '1', '--out', out], 2, /\[ERR_KEEP_RANGE\].*--keep-first 2 and --keep-last 1/],
-  ['an unknown metric', () => ['prune', stories260kDir, '--calib', ok(), '--remove', '1', '--metric', 'cosine', '--out', out], 2, /--metric.*'cosine'.*bi, angular, relmag/],
-  ['an unknown strategy', () => ['prune', stories260kDir, '--calib', ok(), '--remove', '1', '--strategy', 'greedy', '--out', out], 2, /--strategy.*'greedy'.*one-shot, iterative, block/],
-  ['--remove and --ratio together', () => ['prune', stories260kDir, '--calib', ok(), '--remove', '1', '--ratio', '0.2', '--out', out], 2, /either --remove N or --ratio R, not both/],
-  ['neither --remove nor --ratio', () => ['prune', stories260kDir, '--calib', ok(), '--out', out], 2, /--remove N or --ratio R/],
-  ['text for a model without a tokenizer', () => ['prune', noTokenizer, '--calib', ok(), '--remove', '1', '--out', out], 1, /\[ERR_NO_TOKENIZER\].*tokenizer/],
+// Each case gets its own OUT (tmp/out-<case>/pruned): with one shared path, a case that wrote
+// could make a later case fail instead, and the failure would name the wrong case.
+const cases: Array<[string, (out: string) => string[], number, RegExp]> = [
+  ['a missing data file', (out) => ['prune', stories260kDir, '--calib', path.join(data, 'missing.txt'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_MISSING\].*missing\.txt does not exist/],
+  ['a corrupt JSONL file', (out) => ['prune', stories260kDir, '--calib', path.join(data, 'bad.jsonl'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_CORRUPT\].*bad\.jsonl:2/],
+  ['a text file that is not UTF-8', (out) => ['prune', stories260kDir, '--calib', path.join(data, 'latin1.txt'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_CORRUPT\].*latin1\.txt is not UTF-8/],
+  ['an empty data set', (out) => ['prune', stories260kDir, '--calib', path.join(data, 'empty.txt'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_EMPTY\].*empty\.txt/],
+  ['a JSONL record without the text field', (out) => ['prune', stories260kDir, '--calib', path.join(data, 'nofield.jsonl'), '--remove', '1', '--out', out], 1, /\[ERR_DATA_FIELD\].*nofield\.jsonl:2.*text/],
+  ['--seq-len above max_position_embeddings', (out) => ['prune', stories260kDir, '--calib', ok(), '--seq-len', '1024', '--remove', '1', '--out', out], 2, /\[ERR_SEQ_LEN\].*--seq-len 1024.*512/],
+  ['--remove as many as the model has', (out) => ['prune', stories260kDir, '--calib', ok(), '--remove', '5', '--out', out], 2, /\[ERR_REMOVE_COUNT\].*cannot remove 5 layers.*5 layers/],
+  ['--remove beyond what --keep-first/--keep-last allow', (out) => ['prune', stories260kDir, '--calib', ok(), '--remove', '3', '--keep-first', '2', '--keep-last', '1', '--out', out], 2, /\[ERR_KEEP_RANGE\].*--keep-first 2 and --keep-last 1/],
+  ['an unknown metric', (out) => ['prune', stories260kDir, '--calib', ok(), '--remove', '1', '--metric', 'cosine', '--out', out], 2, /--metric.*'cosine'.*bi, angular, relmag/],
+  ['an unknown strategy', (out) => ['prune', stories260kDir, '--calib', ok(), '--remove', '1', '--strategy', 'greedy', '--out', out], 2, /--strategy.*'greedy'.*one-shot, iterative, block/],
+  ['--remove and --ratio together', (out) => ['prune', stories260kDir, '--calib', ok(), '--remove', '1', '--ratio', '0.2', '--out', out], 2, /either --remove N or --ratio R, not both/],
+  ['neither --remove nor --ratio', (out) => ['prune', stories260kDir, '--calib', ok(), '--out', out], 2, /--remove N or --ratio R/],
+  ['text for a model without a tokenizer', (out) => ['prune', noTokenizer, '--calib', ok(), '--remove', '1', '--out', out], 1, /\[ERR_NO_TOKENIZER\].*tokenizer/],
   ['score --calib with a missing file', () => ['score', stories260kDir, '--calib', path.join(data, 'missing.txt')], 1, /\[ERR_DATA_MISSING\].*missing\.txt/],
   ['eval --data with a --seq-len above the limit', () => ['eval', stories260kDir, '--data', ok(), '--seq-len', '600'], 2, /\[ERR_SEQ_LEN\].*600.*512/],
   ['eval --data for a model without a tokenizer', () => ['eval', noTokenizer, '--data', ok()], 1, /\[ERR_NO_TOKENIZER\]/],
 ];
 
-describe.each(cases)('%s', (_name, args, status, message) => {
+const outFor = (name: string): string => path.join(tmp, `out-${name.replace(/[^A-Za-z0-9]+/g, '-')}`, 'pruned');
+
+describe.each(cases)('%s', (name, args, status, message) => {
   it('fails with a clear message and writes nothing', async () => {
+    const out = outFor(name);
     const before = fs.readdirSync(tmp).sort();
-    const r = await run(args());
+    const r = await run(args(out));
     expect(r.status).toBe(status);
     expect(r.err).toMatch(message);
     expect(r.out).toBe('');

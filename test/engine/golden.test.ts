@@ -15,7 +15,7 @@ import { perplexity } from '../../lib/eval/perplexity';
 import { scoreLayers, type LayerScores } from '../../lib/scoring/scoreLayers';
 import { capture } from '../helpers/io';
 import { stories260kDir } from '../helpers/paths';
-import { goldenTokensFile as tokensFile, loadGolden, loadGoldenTokens } from '../helpers/golden';
+import { GOLDEN_PERPLEXITY_REL_TOL as REL, GOLDEN_SCORE_ABS_TOL as ABS, goldenTokensFile as tokensFile, loadGolden, loadGoldenTokens } from '../helpers/golden';
 
 const golden = loadGolden();
 const tokens = loadGoldenTokens();
@@ -31,16 +31,16 @@ beforeAll(async () => {
 });
 
 describe('scoreLayers on stories260k', () => {
-  it('matches the golden BI, angular distance and relative magnitude within 1e-5', () => {
+  it(`matches the golden BI, angular distance and relative magnitude within ${ABS}`, () => {
     expect(scores1.tokens).toBe(golden.tokensCount);
     expect(scores1.layers).toHaveLength(golden.layers.length);
     for (const g of golden.layers) {
       const s = scores1.layers[g.layer];
       expect(s.tokens).toBe(golden.tokensCount);
       expect(s.nanCount).toBe(0);
-      expect(Math.abs(s.blockInfluence - g.bi)).toBeLessThan(1e-5);
-      expect(Math.abs(s.angularDistance - g.angular)).toBeLessThan(1e-5);
-      expect(Math.abs(s.relativeMagnitude - g.relmag)).toBeLessThan(1e-5);
+      expect(Math.abs(s.blockInfluence - g.bi)).toBeLessThan(ABS);
+      expect(Math.abs(s.angularDistance - g.angular)).toBeLessThan(ABS);
+      expect(Math.abs(s.relativeMagnitude - g.relmag)).toBeLessThan(ABS);
     }
   });
 
@@ -50,19 +50,19 @@ describe('scoreLayers on stories260k', () => {
 });
 
 describe('perplexity on stories260k', () => {
-  it('matches the golden perplexity within 1e-5 relative, and the logits checksum', async () => {
+  it(`matches the golden perplexity and the logits checksum within ${REL} relative`, async () => {
     const r = await perplexity(ckpt, tokens, { threads: 2 });
     expect(r.predictions).toBe(golden.predictedCount);
     expect(r.tokens).toBe(golden.tokensCount);
-    expect(Math.abs(r.perplexity / golden.perplexity - 1)).toBeLessThan(1e-5);
-    expect(Math.abs(r.logitsSum / golden.logitsSum - 1)).toBeLessThan(1e-6);
+    expect(Math.abs(r.perplexity / golden.perplexity - 1)).toBeLessThan(REL);
+    expect(Math.abs(r.logitsSum / golden.logitsSum - 1)).toBeLessThan(REL);
     const r1 = await perplexity(ckpt, tokens, { threads: 1 });
     expect(r1).toEqual(r);
   });
 
   it.each(Object.entries(golden.perplexitySkipping))('with layers %s skipped matches the golden value', async (layers, want) => {
     const r = await perplexity(ckpt, tokens, { skipLayers: layers.split(',').map(Number), threads: 2 });
-    expect(Math.abs(r.perplexity / want - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(r.perplexity / want - 1)).toBeLessThan(REL);
   });
 });
 
@@ -74,7 +74,7 @@ describe('score and eval commands', () => {
     expect(doc.tokens).toBe(golden.tokensCount);
     const byBi = [...golden.layers].sort((a, b) => a.bi - b.bi).map((l) => l.layer);
     for (const l of doc.layers) {
-      expect(Math.abs(l.bi - golden.layers[l.layer].bi)).toBeLessThan(1e-5);
+      expect(Math.abs(l.bi - golden.layers[l.layer].bi)).toBeLessThan(ABS);
       expect(l.rank).toBe(byBi.indexOf(l.layer) + 1);
     }
   });
@@ -91,7 +91,7 @@ describe('score and eval commands', () => {
     expect(await main(['eval', stories260kDir, '--tokens', tokensFile, '--skip-layers', '1,3', '--json'], io)).toBe(0);
     const doc = JSON.parse(io.out()) as { perplexity: number; tokens: number };
     expect(doc.tokens).toBe(golden.tokensCount);
-    expect(Math.abs(doc.perplexity / golden.perplexitySkipping['1,3'] - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(doc.perplexity / golden.perplexitySkipping['1,3'] - 1)).toBeLessThan(REL);
   });
 
   it('rejects token files that are malformed or outside the vocabulary, naming the file', async () => {
