@@ -27,7 +27,7 @@ export { planLayerRemoval, type LayerPlan } from './prune/layerPlan';
 // Calibration data: documents, tokens, windows, batches.
 export type { CalibrationDocument, SourceOptions, TokenDType } from './data/documents';
 export { readTokenFile } from './data/tokenFile';
-export { readCalibrationDocuments, tokenizeDocuments, loadCalibrationDocuments, type TokenizedDocument, type ReadSourcesOptions, type TokenizeOptions } from './data/sources';
+export { readCalibrationDocuments, tokenizeDocuments, loadCalibrationDocuments, loadCalibration, DEFAULT_MAX_CALIB_TOKENS, type TokenizedDocument, type ReadSourcesOptions, type TokenizeOptions, type LoadCalibrationOptions, type LoadedCalibration } from './data/sources';
 export { splitTextDocuments, DOCUMENT_SEPARATOR } from './data/textFile';
 export { cutWindows, cutWindowsOrFail, describeCalibration, DEFAULT_SEQ_LEN, type TokenWindow, type WindowOptions, type CalibrationSummary, type WindowedData } from './data/windows';
 export { batchWindows } from './data/batches';

@@ -11,6 +11,7 @@
  * as for a real checkpoint. Not included: writing the synthetic file, the lm_head (the peers
  * skip it too), disposing the session.
  */
+import * as os from 'node:os';
 import type { ComputeDType } from '../checkpoint/types';
 import { bindingPath, loadBinding } from '../engine/binding';
 import { defaultThreads, EngineSession } from '../engine/session';
@@ -19,6 +20,7 @@ import { ShortGptError } from '../errors';
 import { layerFlops, layerGemms } from './flops';
 import { Prng } from './prng';
 import type { BenchShape } from './shapes';
+import { benchFootprint, checkBenchResources } from './resources';
 import { writeSyntheticLayer } from './syntheticWeights';
 import { makeTempDir, removeTempDir } from './tempFiles';
 
@@ -187,6 +189,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   }
   const progress = (p: Omit<BenchProgress, 'shape'>): void => onProgress?.({ shape: shape.name, ...p });
 
+  // Before the temporary directory exists: a shape too large for the disk or memory is refused
+  // with the numbers, rather than found out by a full disk or the OOM killer.
+  checkBenchResources(shape.name, benchFootprint(c, dtype, embeddingRows, sequenceCount * seqLen), options.tempParent ?? os.tmpdir());
   const dir = makeTempDir('shortgpt-bench-', options.tempParent);
   try {
     progress({ phase: 'write' });

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import { resolveConfig } from '../checkpoint/config';
 import type { ModelConfig } from '../checkpoint/types';
 import { ShortGptError } from '../errors';
+import { FILE_LIMITS, readTextLimitedSync } from '../util/readLimited';
 
 /** A model shape to benchmark: a name and the config the engine sees. */
 export interface BenchShape {
@@ -66,8 +67,9 @@ export function presetShape(name: 'S' | 'M'): BenchShape {
 export function shapeFromConfigFile(file: string): BenchShape {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readTextLimitedSync(file, 'bench config', FILE_LIMITS.smallJson);
   } catch (e) {
+    if (e instanceof ShortGptError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new ShortGptError(code === 'ENOENT' ? 'ERR_FILE_NOT_FOUND' : 'ERR_IO', `${file}: cannot read the config (${code ?? String(e)})`);
   }

@@ -5,6 +5,7 @@
  * Baichuan's remote-code BaichuanConfig).
  */
 import { ShortGptError } from '../errors';
+import { printable, quoted } from '../util/printable';
 import type { Architecture, ModelConfig, RopeScaling } from './types';
 
 /** The config.json `architectures` the engine runs (others are refused with ERR_UNSUPPORTED_ARCHITECTURE). */
@@ -31,6 +32,33 @@ const BY_MODEL_TYPE: Record<string, Architecture> = {
   llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', baichuan: 'BaichuanForCausalLM',
 };
 
+/**
+ * Tables keyed by strings from config.json are read only through own properties: a plain object
+ * lookup of 'constructor', 'toString' or '__proto__' finds Object.prototype's members instead.
+ */
+function own<V>(table: Record<string, V>, key: string): V | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+/**
+ * A config value as a message shows it. JSON.stringify writes Infinity (what JSON.parse makes of
+ * 1e400) and NaN as `null`, which would blame a value the file never held.
+ */
+export function describeValue(v: unknown): string {
+  if (typeof v === 'number' && !Number.isFinite(v)) {
+    return Number.isNaN(v) ? 'NaN' : `${v > 0 ? '' : '-'}a number beyond the float64 range (e.g. 1e400, read as ${v})`;
+  }
+  if (v === undefined) return 'nothing';
+  let text: string;
+  try {
+    text = JSON.stringify(v);
+  } catch {
+    // JSON.parse accepts nesting deeper than JSON.stringify can recurse (found by npm run fuzz).
+    return `a ${Array.isArray(v) ? 'list' : 'value'} nested too deep to show`;
+  }
+  return printable(text.length > 200 ? `${text.slice(0, 200)}...` : text);
+}
+
 class Reader {
   constructor(readonly raw: Record<string, unknown>, readonly file: string) {}
 
@@ -48,34 +76,34 @@ class Reader {
       if (fallback !== undefined) return fallback;
       throw this.error(field, 'is required (a positive integer)');
     }
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw this.error(field, `must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw this.error(field, `must be a positive integer, got ${describeValue(v)}`);
     return v;
   }
 
   positiveNumber(field: string, fallback: number): number {
     const v = this.raw[field];
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw this.error(field, `must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw this.error(field, `must be a positive number, got ${describeValue(v)}`);
     return v;
   }
 
   nonNegativeInt(field: string): number {
     const v = this.raw[field];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw this.error(field, `must be a non-negative integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw this.error(field, `must be a non-negative integer, got ${describeValue(v)}`);
     return v;
   }
 
   bool(field: string, fallback: boolean): boolean {
     const v = this.raw[field];
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'boolean') throw this.error(field, `must be true or false, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'boolean') throw this.error(field, `must be true or false, got ${describeValue(v)}`);
     return v;
   }
 
   tokenId(field: string): number | null {
     const v = this.raw[field];
     if (v === undefined || v === null) return null;
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw this.error(field, `must be a token id, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw this.error(field, `must be a token id, got ${describeValue(v)}`);
     return v;
   }
 }
@@ -88,15 +116,16 @@ function resolveArchitecture(r: Reader): Architecture {
   const archs = r.raw.architectures;
   if (archs === undefined || archs === null) {
     const mt = r.raw.model_type;
-    if (typeof mt === 'string' && BY_MODEL_TYPE[mt]) return BY_MODEL_TYPE[mt]!;
+    const byType = typeof mt === 'string' ? own(BY_MODEL_TYPE, mt) : undefined;
+    if (byType) return byType;
     throw r.error('architectures', `is required (one of ${SUPPORTED_ARCHITECTURES.join(', ')})`);
   }
   if (!Array.isArray(archs) || archs.length === 0 || typeof archs[0] !== 'string') {
-    throw r.error('architectures', `must be a non-empty list of class names, got ${JSON.stringify(archs)}`);
+    throw r.error('architectures', `must be a non-empty list of class names, got ${describeValue(archs)}`);
   }
   const name = archs[0];
-  const arch = (SUPPORTED_ARCHITECTURES as readonly string[]).includes(name) ? (name as Architecture) : ALIASES[name];
-  if (!arch) throw unsupported(r.file, `architecture '${name}' is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
+  const arch = (SUPPORTED_ARCHITECTURES as readonly string[]).includes(name) ? (name as Architecture) : own(ALIASES, name);
+  if (!arch) throw unsupported(r.file, `architecture ${quoted(name)} is not supported; supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
   return arch;
 }
 
@@ -108,12 +137,12 @@ function resolveRopeScaling(r: Reader, maxPositionEmbeddings: number): RopeScali
   const field = r.has('rope_scaling') ? 'rope_scaling' : 'rope_parameters';
   const v = r.raw[field];
   if (v === undefined || v === null) return { type: 'none' };
-  if (typeof v !== 'object' || Array.isArray(v)) throw r.error(field, `must be an object or null, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'object' || Array.isArray(v)) throw r.error(field, `must be an object or null, got ${describeValue(v)}`);
   const o = v as Record<string, unknown>;
   const kind = o.rope_type ?? o.type ?? 'default';
   const num = (key: string, fallback?: number): number => {
     const x = o[key] ?? fallback;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw r.error(`${field}.${key}`, `must be a positive number, got ${JSON.stringify(o[key])}`);
+    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw r.error(`${field}.${key}`, `must be a positive number, got ${describeValue(o[key])}`);
     return x;
   };
   if (kind === 'default') return { type: 'none' };
@@ -128,7 +157,7 @@ function resolveRopeScaling(r: Reader, maxPositionEmbeddings: number): RopeScali
     };
   }
   const key = o.rope_type !== undefined ? 'rope_type' : 'type';
-  throw new ShortGptError('ERR_UNSUPPORTED_ROPE_SCALING', `${r.file}: field '${field}.${key}' is ${JSON.stringify(kind)}; supported: default (or null), linear, llama3`);
+  throw new ShortGptError('ERR_UNSUPPORTED_ROPE_SCALING', `${r.file}: field '${field}.${key}' is ${describeValue(kind)}; supported: default (or null), linear, llama3`);
 }
 
 /**
@@ -139,20 +168,41 @@ function resolveRopeScaling(r: Reader, maxPositionEmbeddings: number): RopeScali
 function resolveQwenSlidingWindow(r: Reader, arch: Architecture, layers: number): number | null {
   if (!r.bool('use_sliding_window', false)) return null;
   const window = r.positiveInt('sliding_window', DEFAULTS[arch].slidingWindow);
-  let sliding: boolean[];
+  // Counted, not listed per layer: `layers` is only checked against the tensors later, so an
+  // array of that length here could be as large as config.json claims.
+  let slidingLayers: number;
   const types = r.raw.layer_types;
   if (types !== undefined && types !== null) {
-    if (!Array.isArray(types) || types.length !== layers || !types.every((t) => t === 'full_attention' || t === 'sliding_attention')) {
+    // Its length was checked against num_hidden_layers by checkPerLayerLists.
+    if (!Array.isArray(types) || !types.every((t) => t === 'full_attention' || t === 'sliding_attention')) {
       throw r.error('layer_types', `must list 'full_attention' or 'sliding_attention' for each of the ${layers} layers`);
     }
-    sliding = types.map((t) => t === 'sliding_attention');
+    slidingLayers = types.filter((t) => t === 'sliding_attention').length;
   } else {
     const from = r.has('max_window_layers') ? r.nonNegativeInt('max_window_layers') : DEFAULTS[arch].maxWindowLayers;
-    sliding = Array.from({ length: layers }, (_, i) => i >= from);
+    slidingLayers = Math.max(0, layers - from);
   }
-  if (sliding.every((s) => s)) return window;
-  if (sliding.every((s) => !s)) return null;
-  throw unsupported(r.file, `use_sliding_window with a window on only some layers (${sliding.filter((s) => s).length} of ${layers}) is not supported; the engine applies one attention window to every layer`);
+  if (slidingLayers === layers) return window;
+  if (slidingLayers === 0) return null;
+  throw unsupported(r.file, `use_sliding_window with a window on only some layers (${slidingLayers} of ${layers}) is not supported; the engine applies one attention window to every layer`);
+}
+
+/**
+ * transformers' per-layer lists (one entry per decoder layer). The rewrite slices a list of
+ * num_hidden_layers entries to the kept layers; one of another length would be copied unchanged
+ * and then describe layers the output does not have, so it is refused here, naming both lengths.
+ */
+const PER_LAYER_LISTS = ['layer_types', 'mlp_layer_types'];
+
+function checkPerLayerLists(r: Reader, layers: number): void {
+  for (const field of PER_LAYER_LISTS) {
+    const v = r.raw[field];
+    if (v === undefined || v === null) continue;
+    if (!Array.isArray(v)) throw r.error(field, `must be a list with one entry per layer, got ${describeValue(v)}`);
+    if (v.length !== layers) {
+      throw r.error(field, `has ${v.length} entries, but num_hidden_layers is ${layers}; it must have one entry per layer`);
+    }
+  }
 }
 
 /**
@@ -182,6 +232,7 @@ export function resolveConfig(raw: unknown, file: string): ModelConfig {
   const intermediateSize = r.positiveInt('intermediate_size');
   const numAttentionHeads = r.positiveInt('num_attention_heads');
   const vocabSize = r.positiveInt('vocab_size');
+  checkPerLayerLists(r, numHiddenLayers);
   if (architecture === 'BaichuanForCausalLM') checkBaichuanLayout(r, hiddenSize, numHiddenLayers);
 
   // Baichuan 7B has no GQA and no such field.
@@ -202,7 +253,7 @@ export function resolveConfig(raw: unknown, file: string): ModelConfig {
   if (headDim % 2 !== 0) throw r.error('head_dim', `must be even for rotary embeddings, got ${headDim}`);
 
   const act = r.raw.hidden_act ?? 'silu';
-  if (act !== 'silu') throw unsupported(file, `field 'hidden_act' is ${JSON.stringify(act)}; only 'silu' (SwiGLU MLP) is supported`);
+  if (act !== 'silu') throw unsupported(file, `field 'hidden_act' is ${describeValue(act)}; only 'silu' (SwiGLU MLP) is supported`);
   if (r.bool('mlp_bias', false)) throw unsupported(file, "field 'mlp_bias' is true; MLP biases are not supported");
 
   const maxPositionEmbeddings = r.positiveInt('max_position_embeddings', d.maxPositionEmbeddings);
@@ -235,7 +286,7 @@ export function resolveConfig(raw: unknown, file: string): ModelConfig {
   const eos = r.raw.eos_token_id;
   let eosTokenId: number | number[] | null;
   if (Array.isArray(eos)) {
-    if (!eos.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) throw r.error('eos_token_id', `must be a token id or a list of them, got ${JSON.stringify(eos)}`);
+    if (!eos.every((x) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0)) throw r.error('eos_token_id', `must be a token id or a list of them, got ${describeValue(eos)}`);
     eosTokenId = eos as number[];
   } else {
     eosTokenId = r.tokenId('eos_token_id');

@@ -4,6 +4,8 @@ import { globalTensorSpecs, layerIndexOf } from './architectures';
 import { openCheckpoint } from './checkpoint';
 import type { Checkpoint, DType, RopeScaling, TensorInfo } from './types';
 import { formatBytes, formatCount } from '../util/format';
+import { printable } from '../util/printable';
+import type { ShortGptError } from '../errors';
 
 /**
  * What {@link inspectCheckpoint} finds in a checkpoint (`inspect --json` prints it). Stable JSON
@@ -54,13 +56,18 @@ export interface InspectReport {
   sharded: boolean;
   /** Non-fatal findings, e.g. tensors the architecture does not use. */
   warnings: string[];
+  /**
+   * Problems that make score, eval and prune refuse this checkpoint (today: the tensors hold more
+   * layers than num_hidden_layers), as `CODE: message`; `inspect` exits 1 when there are any.
+   */
+  errors: string[];
 }
 
 export function elementCount(t: TensorInfo): number {
   return t.shape.reduce((a, d) => a * d, 1);
 }
 
-export function inspectCheckpointInfo(ckpt: Checkpoint): InspectReport {
+export function inspectCheckpointInfo(ckpt: Checkpoint, errors: readonly ShortGptError[] = []): InspectReport {
   const c = ckpt.config;
   const dtypes: Partial<Record<DType, number>> = {};
   const perLayer = new Array<number>(c.numHiddenLayers).fill(0);
@@ -98,6 +105,7 @@ export function inspectCheckpointInfo(ckpt: Checkpoint): InspectReport {
     files: ckpt.files.map((f) => path.relative(ckpt.dir, f.file)),
     sharded: ckpt.index !== undefined,
     warnings: ckpt.warnings,
+    errors: errors.map((e) => `${e.code}: ${e.message}`),
   };
 }
 
@@ -110,7 +118,11 @@ export function inspectCheckpointInfo(ckpt: Checkpoint): InspectReport {
  * console.log(formatInspectReport(await inspectCheckpoint('./Llama-2-7b-hf')));
  */
 export async function inspectCheckpoint(dir: string, options: { revision?: string } = {}): Promise<InspectReport> {
-  return inspectCheckpointInfo(await openCheckpoint(dir, options));
+  // A checkpoint with more layers than declared is still described (that is inspect's job), with
+  // the refusal every other command would give listed as an error.
+  const errors: ShortGptError[] = [];
+  const ckpt = await openCheckpoint(dir, { ...options, onExtraLayers: (e) => errors.push(e) });
+  return inspectCheckpointInfo(ckpt, errors);
 }
 
 const group = formatCount;
@@ -138,6 +150,16 @@ export function formatInspectReport(r: InspectReport): string {
     `tensors        ${r.tensorCount}`,
     `on disk        ${bytes(r.bytesOnDisk)} in ${r.files.length} file${r.files.length === 1 ? '' : 's'}${r.sharded ? ' (sharded)' : ''}`,
   ];
-  if (r.warnings.length > 0) lines.push(`warnings       ${r.warnings.length}`, ...r.warnings.map((w) => `  - ${w}`));
-  return `${lines.join('\n')}\n`;
+  // Element by element: push(...list) passes each entry as an argument, and a header with 130k
+  // unknown tensors overflows the call stack.
+  if (r.warnings.length > 0) {
+    lines.push(`warnings       ${r.warnings.length}`);
+    for (const w of r.warnings) lines.push(`  - ${w}`);
+  }
+  if (r.errors.length > 0) {
+    lines.push(`ERRORS         ${r.errors.length} (score, eval and prune refuse this checkpoint)`);
+    for (const e of r.errors) lines.push(`  - ${e}`);
+  }
+  // Names and paths come from the files: no control character reaches the terminal raw.
+  return `${lines.map(printable).join('\n')}\n`;
 }

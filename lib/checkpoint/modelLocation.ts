@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ShortGptError } from '../errors';
+import { FILE_LIMITS, readTextLimitedSync } from '../util/readLimited';
 
 export interface ModelLocation {
   /** The directory that holds config.json and the weights (a snapshot folder for the cache). */
@@ -119,7 +120,7 @@ function resolveSnapshot(cacheFolder: string, revision: string): ModelLocation {
   const refFile = path.join(cacheFolder, 'refs', ...revision.split('/'));
   let commit: string | undefined;
   if (statOrNull(refFile)?.isFile()) {
-    commit = fs.readFileSync(refFile, 'utf8').trim();
+    commit = readTextLimitedSync(refFile, 'Hugging Face cache ref', FILE_LIMITS.cacheRef).trim();
     if (!/^[0-9a-f]{40}$/.test(commit) || !isDir(path.join(snapshots, commit))) {
       throw new ShortGptError(
         'ERR_MODEL_NOT_CACHED',

@@ -6,6 +6,8 @@
  */
 import * as fs from 'node:fs/promises';
 import { ShortGptError } from '../errors';
+import { quoted } from '../util/printable';
+import { openRegular } from '../util/readLimited';
 import { findDuplicateKey, JsonTooDeepError } from './jsonDuplicates';
 import type { ComputeDType, DType, SafetensorsFile, TensorInfo } from './types';
 
@@ -54,8 +56,10 @@ async function readAt(handle: fs.FileHandle, position: number, length: number): 
 export async function readSafetensorsHeader(file: string): Promise<SafetensorsFile> {
   let handle: fs.FileHandle;
   try {
-    handle = await fs.open(file, 'r');
+    // Checked before the open: opening a FIFO with no writer would block forever.
+    ({ handle } = await openRegular(file, 'safetensors file'));
   } catch (e) {
+    if (e instanceof ShortGptError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') fail('ERR_FILE_NOT_FOUND', file, 'file not found');
     fail('ERR_SAFETENSORS_IO', file, `cannot open: ${(e as Error).message}`);
@@ -109,8 +113,8 @@ export function parseHeader(file: string, fileSize: number, headerBytes: Buffer)
     throw e;
   }
   if (dup) {
-    const where = dup.path.length === 0 ? 'at the top level' : `inside '${dup.path.join('.')}'`;
-    fail('ERR_SAFETENSORS_DUPLICATE_KEY', file, `duplicate key '${dup.key}' ${where} of the header`);
+    const where = dup.path.length === 0 ? 'at the top level' : `inside ${quoted(dup.path.join('.'))}`;
+    fail('ERR_SAFETENSORS_DUPLICATE_KEY', file, `duplicate key ${quoted(dup.key)} ${where} of the header`);
   }
 
   const obj = json as Record<string, unknown>;
@@ -122,7 +126,7 @@ export function parseHeader(file: string, fileSize: number, headerBytes: Buffer)
       metadata = checkMetadata(file, entry);
       continue;
     }
-    const t = `tensor '${name}'`;
+    const t = `tensor ${quoted(name)}`;
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
       fail('ERR_SAFETENSORS_ENTRY', file, `${t}: entry is not an object {dtype, shape, data_offsets}`);
     }
@@ -166,7 +170,7 @@ export function parseHeader(file: string, fileSize: number, headerBytes: Buffer)
     const begin = begins.get(t.name)!;
     if (begin !== cursor) {
       const what = begin > cursor ? `a gap: bytes [${cursor}, ${begin}) belong to no tensor` : `an overlap with the tensor before it, which ends at ${cursor}`;
-      fail('ERR_SAFETENSORS_OFFSET', file, `tensor '${t.name}': data_offsets begin at ${begin}, leaving ${what}`);
+      fail('ERR_SAFETENSORS_OFFSET', file, `tensor ${quoted(t.name)}: data_offsets begin at ${begin}, leaving ${what}`);
     }
     cursor = begin + t.byteLength;
   }
@@ -182,7 +186,7 @@ function checkMetadata(file: string, entry: unknown): Record<string, string> {
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(entry as Record<string, unknown>)) {
-    if (typeof v !== 'string') fail('ERR_SAFETENSORS_METADATA', file, `__metadata__ '${k}' is ${JSON.stringify(v)}; metadata values must be strings`);
+    if (typeof v !== 'string') fail('ERR_SAFETENSORS_METADATA', file, `__metadata__ ${quoted(k)} is ${JSON.stringify(v)}; metadata values must be strings`);
     // defineProperty: a key named '__proto__' must stay an ordinary key.
     Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
   }

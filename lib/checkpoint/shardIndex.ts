@@ -6,6 +6,8 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { ShortGptError } from '../errors';
+import { quoted } from '../util/printable';
+import { FILE_LIMITS, readTextLimited } from '../util/readLimited';
 import { findDuplicateKey } from './jsonDuplicates';
 import type { ShardIndex } from './types';
 
@@ -19,8 +21,9 @@ function bad(file: string, message: string): never {
 export async function readShardIndex(file: string): Promise<ShardIndex> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await readTextLimited(file, 'shard index', FILE_LIMITS.shardIndex);
   } catch (e) {
+    if (e instanceof ShortGptError) throw e;
     bad(file, `cannot read: ${(e as Error).message}`);
   }
   let json: unknown;
@@ -36,7 +39,7 @@ export async function readShardIndex(file: string): Promise<ShardIndex> {
   } catch (e) {
     bad(file, (e as Error).message);
   }
-  if (dup) bad(file, `duplicate key '${dup.key}'${dup.path.length ? ` inside '${dup.path.join('.')}'` : ''}`);
+  if (dup) bad(file, `duplicate key ${quoted(dup.key)}${dup.path.length ? ` inside ${quoted(dup.path.join('.'))}` : ''}`);
   const o = json as Record<string, unknown>;
   const wm = o.weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm)) bad(file, "'weight_map' must be an object mapping tensor names to shard files");
@@ -46,7 +49,7 @@ export async function readShardIndex(file: string): Promise<ShardIndex> {
   for (const [tensor, shard] of Object.entries(wm as Record<string, unknown>)) {
     // A shard is a plain file name in the checkpoint directory; a path could reach outside it.
     if (typeof shard !== 'string' || shard === '' || shard !== path.basename(shard) || shard === '.' || shard === '..' || shard.includes('\\')) {
-      bad(file, `weight_map['${tensor}'] must be a shard file name in the same directory, got ${JSON.stringify(shard)}`);
+      bad(file, `weight_map[${quoted(tensor)}] must be a shard file name in the same directory, got ${JSON.stringify(shard)}`);
     }
     weightMap.set(tensor, shard);
   }

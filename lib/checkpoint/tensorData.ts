@@ -3,20 +3,21 @@
  * consumers that need values (tests, reference implementations, small tensors). The engine
  * reads weights natively; nothing here loads a whole file.
  */
-import * as fs from 'node:fs/promises';
 import { ShortGptError } from '../errors';
+import { quoted } from '../util/printable';
+import { openRegular } from '../util/readLimited';
 import { bf16BitsToF32, f16BitsToF32 } from './halfFloat';
 import type { TensorInfo } from './types';
 
 /** A tensor's raw little-endian bytes, read from its file at its offset. */
 export async function readTensorBytes(t: TensorInfo): Promise<Buffer> {
   const buf = Buffer.alloc(t.byteLength);
-  const handle = await fs.open(t.file, 'r');
+  const { handle } = await openRegular(t.file, 'safetensors file');
   try {
     let done = 0;
     while (done < t.byteLength) {
       const { bytesRead } = await handle.read(buf, done, t.byteLength - done, t.dataOffset + done);
-      if (bytesRead === 0) throw new ShortGptError('ERR_SAFETENSORS_FILE_LENGTH', `${t.file}: tensor '${t.name}' is cut short (file changed since its header was read?)`);
+      if (bytesRead === 0) throw new ShortGptError('ERR_SAFETENSORS_FILE_LENGTH', `${t.file}: tensor ${quoted(t.name)} is cut short (file changed since its header was read?)`);
       done += bytesRead;
     }
   } finally {
@@ -38,7 +39,7 @@ export function decodeToF32(t: Pick<TensorInfo, 'name' | 'dtype'>, bytes: Buffer
     for (let i = 0; i < out.length; i++) out[i] = dec(bytes.readUInt16LE(i * 2));
     return out;
   }
-  throw new ShortGptError('ERR_SAFETENSORS_DTYPE', `tensor '${t.name}' has dtype ${t.dtype}; only F32, F16 and BF16 can be decoded`);
+  throw new ShortGptError('ERR_SAFETENSORS_DTYPE', `tensor ${quoted(t.name)} has dtype ${t.dtype}; only F32, F16 and BF16 can be decoded`);
 }
 
 /** A tensor decoded to f32 (F32, F16 or BF16; ERR_SAFETENSORS_DTYPE otherwise), in row-major order. */

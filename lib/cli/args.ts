@@ -5,6 +5,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors';
 import { optionProblem } from './optionTypos';
+import { printable } from '../util/printable';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -13,8 +14,33 @@ export interface Parsed {
   positionals: string[];
 }
 
-export function parseCommandLine(command: string, argv: string[], options: OptionSpec): Parsed {
+/**
+ * `--remove-layers -1`: parseArgs refuses a value that starts with a dash as "ambiguous". A value
+ * that reads as a negative number cannot be an option, so it is joined to its option
+ * (`--remove-layers=-1`) and the option's own check explains what is wrong with it.
+ */
+function joinNegativeValues(argv: string[], options: OptionSpec): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return [...out, ...argv.slice(i)];
+    const long = a.startsWith('--') && !a.includes('=') ? a.slice(2) : undefined;
+    const short = long === undefined && /^-[a-zA-Z]$/.test(a) ? Object.keys(options).find((k) => options[k]!.short === a[1]) : undefined;
+    const name = long ?? short;
+    const next = argv[i + 1];
+    if (name !== undefined && Object.hasOwn(options, name) && options[name]!.type === 'string' && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`--${name}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+export function parseCommandLine(command: string, rawArgv: string[], options: OptionSpec): Parsed {
   const all: OptionSpec = { ...options, help: { type: 'boolean', short: 'h' } };
+  const argv = joinNegativeValues(rawArgv, all);
   const problem = optionProblem(argv, all);
   if (problem !== undefined) throw new UsageError(`${command}: ${problem}\nRun \`shortgpt-native ${command} --help\` for usage.`);
   try {
@@ -61,20 +87,36 @@ export function floatOption(command: string, parsed: Parsed, name: string, opts:
   return n;
 }
 
+/**
+ * More layers than any checkpoint has (the largest public models have a few hundred). Indices are
+ * refused above this before a range is expanded: `1-1000000000` would otherwise build a billion
+ * entries before the model's own layer count is consulted.
+ */
+export const MAX_LAYER_INDEX = 99_999;
+
 /** "3,5,7" or "3-5,9" -> [3,4,5,9], sorted, unique; every entry a non-negative integer. */
 export function intListOption(command: string, parsed: Parsed, name: string): number[] | undefined {
   const raw = stringOption(parsed, name);
   if (raw === undefined) return undefined;
   const out = new Set<number>();
+  const index = (digits: string): number => {
+    const n = Number(digits);
+    if (n > MAX_LAYER_INDEX) {
+      throw new UsageError(`${command}: --${name}: layer ${digits} is beyond any model (indices above ${MAX_LAYER_INDEX} are refused); layers are numbered from 0 to the model's num_hidden_layers - 1`);
+    }
+    return n;
+  };
   for (const part of raw.split(',').map((p) => p.trim())) {
     const range = /^(\d+)-(\d+)$/.exec(part);
     if (range) {
-      const a = Number(range[1]);
-      const b = Number(range[2]);
+      const a = index(range[1]!);
+      const b = index(range[2]!);
       if (b < a) throw new UsageError(`${command}: --${name}: range '${part}' runs backwards`);
       for (let i = a; i <= b; i++) out.add(i);
     } else if (/^\d+$/.test(part)) {
-      out.add(Number(part));
+      out.add(index(part));
+    } else if (/^-\d/.test(part) || /^\d+--\d/.test(part)) {
+      throw new UsageError(`${command}: --${name}: layer numbers are 0-based and non-negative; got '${printable(part)}'`);
     } else {
       throw new UsageError(`${command}: --${name} expects comma-separated layer indices like 3,5 or 3-5, got '${raw}'`);
     }

@@ -16,18 +16,19 @@ export const CALIB_OPTION_SPEC: OptionSpec = {
   samples: { type: 'string' },
   seed: { type: 'string' },
   'batch-tokens': { type: 'string' },
+  'max-calib-tokens': { type: 'string' },
 };
 
 export const CALIB_OPTION_HELP = `Data options:
   --text-field NAME      field holding the text in JSON/JSONL records and Parquet (default text)
   --token-dtype T        uint16 | uint32: how raw .bin token streams are stored
-  --seq-len N            tokens per window (default 256, as the paper; at most the model's
-                         max_position_embeddings)
+  --seq-len N            tokens per window (default 256; at most max_position_embeddings)
   --stride N             tokens between window starts (default = seq-len)
   --samples N            score a seeded sample of N windows
   --seed N               seed for --samples (default 0)
-  --batch-tokens N       tokens per engine batch: bounds memory, never changes results
-                         (default 65536)
+  --batch-tokens N       tokens per engine batch (default 65536): bounds memory only
+  --max-calib-tokens N   stop reading data after N tokens (default 4194304 = 2^22), so memory
+                         and time stay bounded on any input; a warning says when it is reached
 Data may be text files (.txt/.md; documents split at <|endoftext|> lines), JSONL/JSON records,
 Parquet, raw token streams (.bin with --token-dtype), folders of them, or - for stdin. A file
 with no extension is text; other extensions (.csv, .gz, ...) and binary files are refused, and
@@ -56,5 +57,6 @@ export function parseCalibOptions(command: string, parsed: Parsed): CalibrationO
     samples: intOption(command, parsed, 'samples', { min: 1 }),
     seed: intOption(command, parsed, 'seed', { min: 0 }),
     batchTokens: intOption(command, parsed, 'batch-tokens', { min: 1 }),
+    maxCalibTokens: intOption(command, parsed, 'max-calib-tokens', { min: 1 }),
   };
 }

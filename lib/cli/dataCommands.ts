@@ -6,7 +6,7 @@
 import type { Checkpoint } from '../checkpoint/types';
 import { describeCalibration } from '../data/windows';
 import type { EngineOptions } from '../engine/engineOptions';
-import { calibrationWarnings, loadWindows, type CalibrationOptions } from '../prune/calibration';
+import { calibrationWarnings, loadWindows, tokenLimitMessage, type CalibrationOptions } from '../prune/calibration';
 import type { TokenizeProgress } from '../data/sources';
 import { estimateTokens, JobTracker, jobPriors, tokenizeReporter, trackJob } from '../prune/jobProgress';
 import { batchTokens, perplexityBatches, scoreBatches, type Batch, type BatchedPerplexity, type WorkProgress } from '../prune/strategies/passes';
@@ -93,8 +93,9 @@ export async function evalData(command: string, ckpt: Checkpoint, parsed: Parsed
     const data = await loadWindows(ckpt, listOption(parsed, 'data') as string[], dataOptions(command, parsed, io), 'data', job.onTokenize);
     job.loaded(data.batches);
     const description = describeCalibration(data.summary);
-    progress.note(`data: ${description}`);
-    return { result: await perplexityBatches(ckpt, data.batches, 'eval', { engine, skipLayers, onProgress: job.onProgress }), description, sources: data.sources, warnings: [] };
+    const warnings = data.summary.tokenLimit !== undefined ? [tokenLimitMessage(data.summary.tokenLimit).replace(/^calibration data/, 'data')] : [];
+    progress.note([`data: ${description}`, ...warnings.map((w) => `warning: ${w}`)].join('\n'));
+    return { result: await perplexityBatches(ckpt, data.batches, 'eval', { engine, skipLayers, onProgress: job.onProgress }), description, sources: data.sources, warnings };
   } finally {
     progress.clear();
   }

@@ -4,6 +4,7 @@
  * unless SHORTGPT_DEBUG=1.
  */
 import { ShortGptError, UsageError } from '../errors';
+import { printableMessage } from '../util/printable';
 import { packageVersion } from '../version';
 import type { CliIO } from './command';
 import { commands } from './registry';
@@ -54,12 +55,13 @@ export async function main(argv: string[], io: CliIO = { stdout: process.stdout,
 
 export function reportError(e: unknown, io: CliIO): number {
   if (e instanceof UsageError) {
-    io.stderr.write(`shortgpt-native: ${e.message}\n`);
+    io.stderr.write(`shortgpt-native: ${printableMessage(e.message)}\n`);
     return 2;
   }
   const err = e instanceof Error ? e : new Error(String(e));
   const code = e instanceof ShortGptError ? ` [${e.code}]` : (err as { code?: unknown }).code ? ` [${String((err as { code?: unknown }).code)}]` : '';
-  io.stderr.write(`shortgpt-native: error${code}: ${err.message}\n`);
+  // Messages quote names read from files; none may reach the terminal with control characters.
+  io.stderr.write(`shortgpt-native: error${code}: ${printableMessage(err.message)}\n`);
   if (process.env.SHORTGPT_DEBUG === '1' && err.stack) io.stderr.write(`${err.stack}\n`);
   // A library error caused by an option the model cannot satisfy (--remove 9 of 5 layers).
   return isUsageError(e) ? 2 : 1;

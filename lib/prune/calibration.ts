@@ -6,9 +6,9 @@
 import type { Checkpoint } from '../checkpoint/types';
 import type { TokenDType } from '../data/documents';
 import { batchWindows } from '../data/batches';
-import { loadCalibrationDocuments, type TokenizeProgress } from '../data/sources';
+import { loadCalibration, type TokenizeProgress } from '../data/sources';
 import { cutWindows, cutWindowsOrFail, type CalibrationSummary, type TokenWindow } from '../data/windows';
-import { plural } from '../util/format';
+import { formatCount, plural } from '../util/format';
 
 /** Default activation budget per engine session, in tokens (--batch-tokens). */
 export const DEFAULT_BATCH_TOKENS = 65536;
@@ -29,6 +29,12 @@ export interface CalibrationOptions {
   seed?: number;
   /** Tokens per engine session: bounds activation memory, never changes results (default 65536). */
   batchTokens?: number;
+  /**
+   * Stop reading data once this many tokens are kept (--max-calib-tokens; default
+   * DEFAULT_MAX_CALIB_TOKENS = 4,194,304): bounds memory and time on data of any size, endless
+   * streams included. Reaching it is reported in the summary (`tokenLimit`) and as a warning.
+   */
+  maxCalibTokens?: number;
   /** Where `-` reads from (default process.stdin). */
   stdin?: NodeJS.ReadableStream;
   /** One line for people while reading (files a folder held that are not data). */
@@ -44,11 +50,18 @@ export const MIN_CALIBRATION_WINDOWS = 16;
 
 /** Warnings about calibration data that scores, but too little to trust the ranking. */
 export function calibrationWarnings(summary: CalibrationSummary): string[] {
-  if (summary.windows >= MIN_CALIBRATION_WINDOWS) return [];
+  const capped = summary.tokenLimit !== undefined ? [tokenLimitMessage(summary.tokenLimit)] : [];
+  if (summary.windows >= MIN_CALIBRATION_WINDOWS) return capped;
   const n = summary.windows;
   return [
+    ...capped,
     `only ${plural(n, 'calibration window')} (${plural(summary.tokensUsed, 'token')}): with fewer than ${MIN_CALIBRATION_WINDOWS} windows the layer ranking is mostly noise; give more calibration data`,
   ];
+}
+
+/** The note when reading stopped at --max-calib-tokens (stderr, report warnings). */
+export function tokenLimitMessage(limit: number): string {
+  return `calibration data reached the --max-calib-tokens limit of ${formatCount(limit)} tokens: the rest was not read (raise the limit to use more)`;
 }
 
 /** Calibration data loaded for a model: the sources, the windows, their summary and the batches. */
@@ -73,7 +86,8 @@ export async function loadWindows(ckpt: Checkpoint, sources: string | readonly s
   };
   // Validates --seq-len/--stride/--samples against the model before any data is read.
   cutWindows([], windowOptions);
-  const docs = await loadCalibrationDocuments(list, {
+  const loaded = await loadCalibration(list, {
+    maxTokens: opts.maxCalibTokens,
     textField: opts.textField,
     tokenDtype: opts.tokenDType,
     bosTokenId: ckpt.config.bosTokenId,
@@ -83,7 +97,8 @@ export async function loadWindows(ckpt: Checkpoint, sources: string | readonly s
     onNote: opts.onNote,
     onProgress: onTokenize,
   });
-  const { windows, summary } = cutWindowsOrFail(docs, `${what} ${list.join(', ')}`, windowOptions);
+  const { windows, summary } = cutWindowsOrFail(loaded.documents, `${what} ${list.join(', ')}`, windowOptions);
+  if (loaded.limitReached) summary.tokenLimit = loaded.maxTokens;
   const batches = batchWindows(windows, opts.batchTokens ?? DEFAULT_BATCH_TOKENS).map((b) => b.map((w) => w.ids));
   return { sources: list, windows, summary, batches };
 }

@@ -4,6 +4,7 @@
  */
 import * as path from 'node:path';
 import { ShortGptError } from '../errors';
+import { quoted } from '../util/printable';
 import { layerIndexOf, layerTensorName } from '../checkpoint/architectures';
 import type { SafetensorsFile, TensorInfo } from '../checkpoint/types';
 import type { LayerPlan } from './layerPlan';
@@ -43,7 +44,7 @@ export function renameTensor(name: string, plan: LayerPlan, file: string): strin
   if (old >= plan.sourceLayers) {
     throw new ShortGptError(
       'ERR_TENSOR_LAYER',
-      `${file}: tensor '${name}' belongs to layer ${old}, but config.json has num_hidden_layers = ${plan.sourceLayers}; cannot tell where it goes after the removal`,
+      `${file}: tensor ${quoted(name)} belongs to layer ${old}, but config.json has num_hidden_layers = ${plan.sourceLayers}; cannot tell where it goes after the removal`,
     );
   }
   const neu = plan.mapping.get(old);

@@ -26,7 +26,9 @@ import { checkOutputPlacement, checkOutputVacancy } from './atomicOutput';
 import { calibrationWarnings, loadWindows, type CalibrationOptions, type LoadedWindows } from './calibration';
 import { parseMetric, parseStrategy, resolveRequest, type RemovalRequest } from './choose';
 import { estimateTokens, JobTracker, jobPriors, prunePhases, revisePlan, tokenizeReporter, trackJob, type PruneJobShape } from './jobProgress';
-import { rewriteOpenedCheckpoint, type RewriteResult } from './rewrite';
+import { acquireOutputLock, type OutputLock } from './outputLock';
+import { checkOutputSpace } from './outputSpace';
+import { rewriteHoldingLock, type RewriteResult } from './rewrite';
 import { chooseBlock } from './strategies/block';
 import { iterative } from './strategies/iterative';
 import { oneShot } from './strategies/oneShot';
@@ -190,14 +192,64 @@ export async function prune(model: Checkpoint | string, options: PruneOptions): 
   // Unusable CUDA is an error before any data is read, not at the first session; cached per process.
   if (engine.device === 'cuda') resolveDevice('cuda');
 
-  let t = process.hrtime.bigint();
+  const t = process.hrtime.bigint();
   const ckpt = typeof model === 'string' ? await openCheckpoint(model) : model;
   const req = resolveRequest(ckpt.config.numHiddenLayers, options);
   const outDir = dryRun ? null : path.resolve(options.out as string);
+  // OUT is locked, checked and sized before any work: a locked, occupied, read-only or full
+  // output is an error now, not after the scoring and the perplexity passes.
+  let lock: OutputLock | undefined;
   if (outDir !== null) {
     checkOutputPlacement(ckpt.dir, outDir);
-    await checkOutputVacancy(outDir, options.force === true);
+    lock = await acquireOutputLock(outDir);
   }
+  let failed = true;
+  try {
+    if (lock !== undefined && outDir !== null) {
+      for (const n of lock.notes) note(n);
+      await checkOutputVacancy(outDir, options.force === true);
+      await checkOutputSpace(outDir, smallestOutputBytes(ckpt, req.count), `the pruned checkpoint needs at least (whichever ${plural(req.count, 'layer')} go)`);
+    }
+    const result = await pruneLocked(ckpt, options, { tStart, tLoad: t, timings, note, metric, strategyName, dryRun, req, outDir, engine });
+    failed = false;
+    return result;
+  } finally {
+    lock?.release(failed);
+  }
+}
+
+/** Tensor bytes of the output if the `count` largest layers go: no choice of layers writes less. */
+function smallestOutputBytes(ckpt: Checkpoint, count: number): number {
+  let all = 0;
+  for (const t of ckpt.tensors.values()) all += t.byteLength;
+  const perLayer: number[] = [];
+  for (let l = 0; l < ckpt.config.numHiddenLayers; l++) {
+    let b = 0;
+    for (const t of layerTensors(ckpt, l).values()) b += t.byteLength;
+    perLayer.push(b);
+  }
+  perLayer.sort((a, b) => b - a);
+  return all - perLayer.slice(0, count).reduce((s, b) => s + b, 0);
+}
+
+interface JobStart {
+  tStart: bigint;
+  /** When opening the checkpoint began (the load timing includes it). */
+  tLoad: bigint;
+  engine: EngineOptions;
+  timings: Record<string, number>;
+  note: (message: string) => void;
+  metric: Metric;
+  strategyName: Strategy;
+  dryRun: boolean;
+  req: ReturnType<typeof resolveRequest>;
+  outDir: string | null;
+}
+
+/** prune() after the output is locked and checked: load, score, choose, evaluate, rewrite. */
+async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobStart): Promise<PruneResult> {
+  const { tStart, timings, note, metric, strategyName, dryRun, req, outDir, engine } = start;
+  let t = start.tLoad;
   // One plan for the whole job, so progress runs from 0 to 100% once (lib/prune/jobProgress.ts).
   const L = ckpt.config.numHiddenLayers;
   const job: PruneJobShape = {
@@ -304,13 +356,14 @@ export async function prune(model: Checkpoint | string, options: PruneOptions): 
 
   let rewrite: RewriteResult | null = null;
   if (outDir !== null) {
-    rewrite = await rewriteOpenedCheckpoint(ckpt, outDir, {
+    rewrite = await rewriteHoldingLock(ckpt, outDir, {
       removeLayers: removed,
       force: options.force,
       signal: options.signal,
       extraFiles: reportFiles(report),
       report,
       extraMetadata: { 'shortgpt.metric': metric, 'shortgpt.strategy': strategyName },
+      onNote: note,
       onProgress: onProgress
         ? (p) => onProgress({ phase: 'rewrite', layer: -1, layers: req.numLayers, windowsDone: 0, windowsTotal: 0, workDone: p.bytesDone, workTotal: p.bytesTotal })
         : undefined,

@@ -14,6 +14,7 @@ import { encodeSafetensorsHeader } from '../checkpoint/safetensorsHeader';
 import { INDEX_FILE } from '../checkpoint/shardIndex';
 import type { Checkpoint, SafetensorsFile } from '../checkpoint/types';
 import { ShortGptError } from '../errors';
+import { FILE_LIMITS, readTextLimited } from '../util/readLimited';
 import { MERGEKIT_YAML, mergekitDtype, mergekitFile } from '../report/cuts';
 import { MODEL_CARD, renderModelCard } from '../report/modelCard';
 import type { PruneReport } from '../report/types';
@@ -21,7 +22,10 @@ import { packageVersion } from '../version';
 import { checkOutputPlacement, checkOutputVacancy, withAtomicOutput } from './atomicOutput';
 import { editConfig } from './configEdit';
 import { patchConfigText } from './configText';
-import { abortedError, closeFd, coalesceSpans, fsyncFd, openFd, DEFAULT_CHUNK_BYTES, RangeCopier, type CopySpan } from './copyRange';
+import { abortedError, closeFd, coalesceSpans, openFd, DEFAULT_CHUNK_BYTES, RangeCopier, type CopySpan } from './copyRange';
+import { closeQuietly, fsyncOut, openOut, outputError, writeAllAt, writeFileDurable } from './durable';
+import { acquireOutputLock, type OutputLock } from './outputLock';
+import { checkOutputSpace } from './outputSpace';
 import { planLayerRemoval, type LayerPlan } from './layerPlan';
 import { copyOtherFile, listOtherFiles } from './otherFiles';
 import { planOutputLayout, type OutputFile, type OutputLayout } from './outputLayout';
@@ -63,6 +67,11 @@ export interface RewriteOptions {
    * says by what score, on what data, and the perplexity before and after when measured.
    */
   report?: PruneReport;
+  /**
+   * One-line notes for people as the rewrite goes: source files left out and why, and what was
+   * cleaned up of an earlier, interrupted run beside OUT.
+   */
+  onNote?: (message: string) => void;
 }
 
 /** What {@link rewriteCheckpoint} wrote. */
@@ -128,8 +137,31 @@ export async function rewriteCheckpoint(srcDir: string, outDir: string, options:
   return rewriteOpenedCheckpoint(await openCheckpoint(srcDir), outDir, options);
 }
 
-/** The rewrite of an already opened (validated) checkpoint, for callers that scored it first. */
+/**
+ * The rewrite of an already opened (validated) checkpoint, for callers that scored it first.
+ * Holds OUT's lock (lib/prune/outputLock.ts) while it runs: a second writer to the same OUT is
+ * refused with ERR_OUTPUT_LOCKED.
+ */
 export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, options: RewriteOptions): Promise<RewriteResult> {
+  const outAbs = path.resolve(outDir);
+  checkOutputPlacement(ckpt.dir, outAbs);
+  const lock = await acquireOutputLock(outAbs);
+  for (const n of lock.notes) options.onNote?.(n);
+  let failed = true;
+  try {
+    const result = await rewriteHoldingLock(ckpt, outAbs, options);
+    failed = false;
+    return result;
+  } finally {
+    lock.release(failed);
+  }
+}
+
+/**
+ * The rewrite proper, for a caller that already holds OUT's lock (prune() takes it before
+ * scoring, so that a locked, read-only or full output is found before the work, not after).
+ */
+export async function rewriteHoldingLock(ckpt: Checkpoint, outDir: string, options: RewriteOptions): Promise<RewriteResult> {
   const outAbs = path.resolve(outDir);
   checkOutputPlacement(ckpt.dir, outAbs);
   const plan = planLayerRemoval(ckpt.config.numHiddenLayers, options.removeLayers);
@@ -151,13 +183,21 @@ export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, 
   // The source's README.md and mergekit.yaml describe the source; ours replace them.
   const weightFiles = new Set([...ckpt.files.map((f) => path.relative(ckpt.dir, f.file).split(path.sep).join('/')), ...ours, ...extraNames, MERGEKIT_YAML, MODEL_CARD]);
   const others = await listOtherFiles(ckpt.dir, weightFiles);
+  for (const s of others.skipped) options.onNote?.(`${path.join(ckpt.dir, s.path)}: not copied: ${s.reason}`);
   const vacancy = await checkOutputVacancy(outAbs, options.force === true);
   const signal = options.signal;
   if (signal?.aborted) throw abortedError(signal);
 
   const previousProvenance = await readJsonIfPresent(path.join(ckpt.dir, PROVENANCE_FILE));
-  const sourceConfigText = await fsp.readFile(path.join(ckpt.dir, CONFIG_FILE), 'utf8');
+  const sourceConfigText = await readTextLimited(path.join(ckpt.dir, CONFIG_FILE), 'model config', FILE_LIMITS.smallJson);
   const about = await aboutTheCut(ckpt, plan, layout, options, [...extraNames]);
+  const headers = layout.files.map((out) => encodeSafetensorsHeader(
+    out.tensors.map((t) => ({ name: t.name, dtype: t.source.dtype, shape: t.source.shape, byteLength: t.source.byteLength })),
+    safetensorsMetadata(out.sourceMetadata, plan, extra),
+  ));
+  // Everything but the small text files (config, index, provenance, card), which the 64 KiB per file covers.
+  const expected = layout.totalBytes + headers.reduce((s, h) => s + h.length, 0) + others.bytes + 65536 * (layout.files.length + others.copy.length + 8);
+  await checkOutputSpace(outAbs, expected, 'the pruned checkpoint needs about');
   const progress = { bytesDone: 0, bytesTotal: layout.totalBytes };
   const report = (phase: RewriteProgress['phase'], file?: string) => options.onProgress?.({ phase, ...progress, file });
 
@@ -168,15 +208,16 @@ export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, 
     // (and the rename into OUT) happens.
     const flushes: Promise<void>[] = [];
     try {
-      for (const out of layout.files) {
+      for (const [i, out] of layout.files.entries()) {
         report('tensors', out.name);
-        const written = await writeSafetensors(path.join(tmp, out.name), out, sources, copier, safetensorsMetadata(out.sourceMetadata, plan, extra), signal, (n) => {
+        const written = await writeSafetensors(path.join(tmp, out.name), out, sources, copier, headers[i]!, signal, (n) => {
           progress.bytesDone += n;
           report('tensors', out.name);
         });
         flushes.push(written.flush);
       }
       await Promise.all(flushes);
+      await checkSourcesUnchanged(sources);
     } finally {
       await Promise.allSettled(flushes);
       await Promise.all([...sources.values()].map((s) => closeFd(s.fd).catch(() => undefined)));
@@ -200,12 +241,13 @@ export async function rewriteOpenedCheckpoint(ckpt: Checkpoint, outDir: string, 
       configFieldsSliced: edit.slicedFields,
       configFieldsAdjusted: edit.adjustedFields,
       metadata: extra,
+      skippedFiles: others.skipped,
     };
     await writeJson(path.join(tmp, PROVENANCE_FILE), provenance);
     for (const rel of others.copy) {
       if (signal?.aborted) throw abortedError(signal);
       report('files', rel);
-      await copyOtherFile(ckpt.dir, tmp, rel);
+      await copyOtherFile(others.from.get(rel)!, tmp, rel);
     }
     for (const [name, content] of extraFiles) await writeText(path.join(tmp, name), content);
     for (const name of generated) await writeText(path.join(tmp, name), about[name]);
@@ -242,10 +284,12 @@ async function aboutTheCut(ckpt: Checkpoint, plan: LayerPlan, layout: OutputLayo
   const tool = `shortgpt-native ${packageVersion}`;
   let card: string | null = null;
   try {
-    card = await fsp.readFile(path.join(ckpt.dir, MODEL_CARD), 'utf8');
+    card = await readTextLimited(path.join(ckpt.dir, MODEL_CARD), 'model card', FILE_LIMITS.modelCard);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT' && code !== 'EISDIR') throw new ShortGptError('ERR_SOURCE_IO', `cannot read the model card ${path.join(ckpt.dir, MODEL_CARD)}: ${(e as Error).message}`);
+    // A README.md that is a directory, device or FIFO is no card (and is not opened: a FIFO would hang).
+    if (code === 'ERR_FILE_TOO_LARGE') throw e;
+    if (code !== 'ENOENT' && code !== 'EISDIR' && code !== 'ERR_NOT_REGULAR_FILE') throw new ShortGptError('ERR_SOURCE_IO', `cannot read the model card ${path.join(ckpt.dir, MODEL_CARD)}: ${(e as Error).message}`);
   }
   const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
   let before = 0;
@@ -271,6 +315,8 @@ async function aboutTheCut(ckpt: Checkpoint, plan: LayerPlan, layout: OutputLayo
 interface OpenSource {
   fd: number;
   path: string;
+  /** fstat at open: a change by the end of the copy means the bytes copied may be a mix. */
+  stat: fs.Stats;
 }
 
 /**
@@ -282,8 +328,9 @@ async function openSources(files: readonly SafetensorsFile[]): Promise<Map<strin
   try {
     for (const f of files) {
       const fd = await openFd(f.file, 'r');
-      sources.set(f.file, { fd, path: f.file });
-      const size = await new Promise<number>((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st.size))));
+      const stat = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (err, st) => (err ? reject(err) : resolve(st))));
+      sources.set(f.file, { fd, path: f.file, stat });
+      const size = stat.size;
       if (size !== f.fileSize) {
         throw new ShortGptError('ERR_SOURCE_CHANGED', `${f.file}: file is now ${size} bytes, but was ${f.fileSize} when its header was read; was it modified during the rewrite?`);
       }
@@ -295,19 +342,29 @@ async function openSources(files: readonly SafetensorsFile[]): Promise<Map<strin
   return sources;
 }
 
+/**
+ * Each source must be as it was when opened: written to (mtime, ctime) or resized during the
+ * copy, the output may hold a mix of old and new bytes (copy_file_range and read() see writes as
+ * they happen), which the header read-back cannot detect.
+ */
+async function checkSourcesUnchanged(sources: Map<string, OpenSource>): Promise<void> {
+  for (const s of sources.values()) {
+    const now = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(s.fd, (err, st) => (err ? reject(err) : resolve(st))));
+    if (now.size !== s.stat.size || now.mtimeMs !== s.stat.mtimeMs || now.ctimeMs !== s.stat.ctimeMs) {
+      throw new ShortGptError('ERR_SOURCE_CHANGED', `${s.path}: the file was modified while it was being copied (size ${s.stat.size} -> ${now.size}, modified ${new Date(now.mtimeMs).toISOString()}); nothing was written: run again once it is stable`);
+    }
+  }
+}
+
 async function writeSafetensors(
   file: string,
   out: OutputFile,
   sources: Map<string, OpenSource>,
   copier: RangeCopier,
-  metadata: Record<string, string>,
+  header: Buffer,
   signal: AbortSignal | undefined,
   onBytes: (n: number) => void,
 ): Promise<{ flush: Promise<void> }> {
-  const header = encodeSafetensorsHeader(
-    out.tensors.map((t) => ({ name: t.name, dtype: t.source.dtype, shape: t.source.shape, byteLength: t.source.byteLength })),
-    metadata,
-  );
   const spans: CopySpan[] = [];
   let dst = header.length;
   for (const t of out.tensors) {
@@ -315,18 +372,18 @@ async function writeSafetensors(
     spans.push({ srcFd: src.fd, srcPath: src.path, srcOffset: t.source.dataOffset, dstOffset: dst, length: t.source.byteLength });
     dst += t.source.byteLength;
   }
-  const fd = await openFd(file, 'wx', 0o644);
+  const fd = await openOut(file, 'wx', 0o644);
   try {
-    await new Promise<void>((resolve, reject) => fs.write(fd, header, 0, header.length, 0, (err) => (err ? reject(err) : resolve())));
+    await writeAllAt(fd, file, header, 0);
     for (const span of coalesceSpans(spans)) await copier.copy(span, fd, signal, onBytes);
   } catch (e) {
-    await closeFd(fd).catch(() => undefined);
-    throw e;
+    await closeQuietly(fd);
+    throw outputError(e, 'writing', file);
   }
   // Durable before the rename makes it visible under OUT. Handed back in an object (a returned
   // promise would be awaited here), so the flush overlaps the next file's copy; the catch keeps a
   // failure from being reported as unhandled before the caller awaits it.
-  const flush = fsyncFd(fd).finally(() => closeFd(fd).catch(() => undefined));
+  const flush = fsyncOut(fd, file).finally(() => closeQuietly(fd));
   flush.catch(() => undefined);
   return { flush };
 }
@@ -345,19 +402,13 @@ async function writeJson(file: string, value: unknown): Promise<void> {
 }
 
 async function writeText(file: string, text: string | Buffer): Promise<void> {
-  const h = await fsp.open(file, 'wx', 0o644);
-  try {
-    await h.writeFile(text);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
+  await writeFileDurable(file, text);
 }
 
 async function readJsonIfPresent(file: string): Promise<unknown> {
   let text: string;
   try {
-    text = await fsp.readFile(file, 'utf8');
+    text = await readTextLimited(file, 'provenance file', FILE_LIMITS.smallJson);
   } catch {
     return undefined;
   }

@@ -16,8 +16,10 @@ export function formatScore(v: number): string {
 }
 
 /** The scoring step's per-layer result (lib/scoring) in the report's metric names. */
-export function toMetricScores(s: { blockInfluence: number; angularDistance: number; relativeMagnitude: number }): MetricScores {
-  return { bi: s.blockInfluence, angular: s.angularDistance, relmag: s.relativeMagnitude };
+export function toMetricScores(s: { blockInfluence: number; angularDistance: number; relativeMagnitude: number; nanCount?: number }): MetricScores {
+  const m: MetricScores = { bi: s.blockInfluence, angular: s.angularDistance, relmag: s.relativeMagnitude };
+  if (s.nanCount !== undefined) m.zeroNormTokens = s.nanCount;
+  return m;
 }
 
 /** Rank layers by a metric: 1 = lowest score = least influential; NaN last; ties by index. */
@@ -76,6 +78,7 @@ export function buildReport(input: ReportInput): PruneReport {
     bi: s.bi,
     angular: s.angular,
     relmag: s.relmag,
+    zeroNormTokens: s.zeroNormTokens ?? 0,
     rank: ranks[i],
     removed: gone.has(i),
     newIndex: gone.has(i) ? null : layerMapping[String(i)],

@@ -66,6 +66,15 @@ export function renderReportMarkdown(report: PruneReport, opts: { chartFile?: st
     );
   }
   out.push('');
+  // The authors' rule (an undefined cosine counts as 0.5) applies to zero-norm states only;
+  // say how often it did, so a score resting on it is not mistaken for a measured one.
+  const zero = report.layers.filter((l) => (l.zeroNormTokens ?? 0) > 0);
+  out.push(
+    zero.length === 0
+      ? 'Zero-norm hidden states (cosine undefined, counted as 0.5): none.'
+      : `Zero-norm hidden states (cosine undefined, counted as 0.5): ${zero.map((l) => `layer ${l.layer}: ${l.zeroNormTokens} token${l.zeroNormTokens === 1 ? '' : 's'}`).join(', ')}.`,
+    '',
+  );
 
   if (removed.length) {
     out.push('## Why these layers', '');

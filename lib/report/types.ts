@@ -34,12 +34,20 @@ export interface MetricScores {
   angular: number;
   /** mean ||h_out - h_in|| / ||h_out||. */
   relmag: number;
+  /**
+   * Tokens whose input or output hidden state was exactly zero: their cosine is undefined and
+   * counts as 0.5 (the authors' rule). NaN/Inf never counts here: it stops the run
+   * (ERR_NONFINITE_WEIGHT / ERR_NONFINITE_ACTIVATION). Absent: not known (0 in the report).
+   */
+  zeroNormTokens?: number;
 }
 
 /** One layer in report.json: its scores, rank, whether it was removed and why, and its new index. */
 export interface LayerReport extends MetricScores {
   /** Index in the source model (0-based). */
   layer: number;
+  /** Tokens of this layer whose undefined (zero-norm) cosine counted as 0.5. */
+  zeroNormTokens: number;
   /** 1 = least influential under the report's metric (NaN scores rank last). */
   rank: number;
   removed: boolean;

@@ -268,7 +268,15 @@ describe('architecture table check', () => {
     await rewriteSingle(dir, (ts) => [...ts,
       { name: 'model.layers.0.self_attn.rotary_emb.inv_freq', dtype: 'F32', shape: [4], data: Buffer.alloc(16) },
       { name: 'model.layers.9.mlp.up_proj.weight', dtype: 'F32', shape: [1], data: Buffer.alloc(4) }]);
-    const ck = await openCheckpoint(dir);
+    // A tensor of a layer past num_hidden_layers is refused by default (issue 10, item 6: scoring
+    // only the declared layers would silently ignore it), naming both counts.
+    const e = await rejection(dir);
+    expect(e.code).toBe('ERR_TENSOR_LAYER');
+    expect(e.message).toMatch(/'model\.layers\.9\.mlp\.up_proj\.weight' belongs to layer 9, but config\.json has num_hidden_layers = 2 while the checkpoint has tensors of 3 layers, up to layer 9/);
+    // inspect's mode: the refusal is handed over, and the rest is still described.
+    const refused: ShortGptError[] = [];
+    const ck = await openCheckpoint(dir, { onExtraLayers: (x) => refused.push(x) });
+    expect(refused.map((x) => x.code)).toEqual(['ERR_TENSOR_LAYER']);
     expect(ck.warnings).toHaveLength(2);
     expect(ck.warnings[0]).toMatch(/unknown tensor 'model\.layers\.0\.self_attn\.rotary_emb\.inv_freq' F32 \[4\]/);
     expect(ck.warnings[1]).toMatch(/layer 9 is beyond num_hidden_layers 2/);

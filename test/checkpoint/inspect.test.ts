@@ -26,7 +26,7 @@ describe('inspect on the real stories260k', () => {
     expect(r.bytesOnDisk).toBe(fs.statSync(path.join(stories260kDir, 'model.safetensors')).size);
     // The JSON field names are an interface: changing them breaks users' scripts.
     expect(Object.keys(r).sort()).toEqual([
-      'architecture', 'bytesOnDisk', 'dir', 'dtypes', 'files', 'globalParameters', 'headDim', 'hiddenSize', 'intermediateSize', 'layers',
+      'architecture', 'bytesOnDisk', 'dir', 'dtypes', 'errors', 'files', 'globalParameters', 'headDim', 'hiddenSize', 'intermediateSize', 'layers',
       'modelType', 'numAttentionHeads', 'numKeyValueHeads', 'parametersPerLayer', 'ropeScaling', 'sharded', 'slidingWindow',
       'tensorCount', 'tieWordEmbeddings', 'totalParameters', 'vocabSize', 'warnings',
     ]);

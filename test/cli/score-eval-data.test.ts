@@ -6,7 +6,7 @@
 import { main } from '../../lib/cli/main';
 import { capture } from '../helpers/io';
 import { sherlockText, stories260kDir } from '../helpers/paths';
-import { goldenTokensFile as tokensFile, loadGolden } from '../helpers/golden';
+import { GOLDEN_PERPLEXITY_REL_TOL as REL, GOLDEN_SCORE_ABS_TOL as ABS, goldenTokensFile as tokensFile, loadGolden } from '../helpers/golden';
 
 const golden = loadGolden();
 
@@ -17,9 +17,9 @@ it('score --calib GOLDEN_WINDOWS --json reproduces the golden BI, angular distan
   expect(doc.tokens).toBe(golden.tokensCount);
   for (const g of golden.layers) {
     const l = doc.layers[g.layer];
-    expect(Math.abs(l.bi - g.bi)).toBeLessThan(1e-5);
-    expect(Math.abs(l.angular - g.angular)).toBeLessThan(1e-5);
-    expect(Math.abs(l.relmag - g.relmag)).toBeLessThan(1e-5);
+    expect(Math.abs(l.bi - g.bi)).toBeLessThan(ABS);
+    expect(Math.abs(l.angular - g.angular)).toBeLessThan(ABS);
+    expect(Math.abs(l.relmag - g.relmag)).toBeLessThan(ABS);
   }
   const lowest = [...golden.layers].sort((a, b) => a.bi - b.bi)[0].layer;
   expect(doc.layers.find((l) => l.rank === 1)?.layer).toBe(lowest);
@@ -32,7 +32,7 @@ it('eval --data GOLDEN_WINDOWS reproduces the golden perplexity, and with a laye
     expect(await main(args, io)).toBe(0);
     const doc = JSON.parse(io.out()) as { perplexity: number; predictions: number };
     expect(doc.predictions).toBe(golden.predictedCount);
-    expect(Math.abs(doc.perplexity / want - 1)).toBeLessThan(1e-5);
+    expect(Math.abs(doc.perplexity / want - 1)).toBeLessThan(REL);
   }
 });
 

@@ -60,7 +60,8 @@ describe('buildReport', () => {
       ['block', 'calibration', 'createdAt', 'cut', 'dryRun', 'iterations', 'keptLayers', 'layerMapping', 'layers', 'metric', 'model', 'perplexity', 'removedLayers', 'request', 'schema', 'schemaVersion', 'strategy', 'timings', 'versions'].sort(),
     );
     expect(r.layers).toHaveLength(5);
-    for (const l of r.layers) expect(Object.keys(l).sort()).toEqual(['angular', 'bi', 'layer', 'newIndex', 'rank', 'reason', 'relmag', 'removed']);
+    for (const l of r.layers) expect(Object.keys(l).sort()).toEqual(['angular', 'bi', 'layer', 'newIndex', 'rank', 'reason', 'relmag', 'removed', 'zeroNormTokens']);
+    for (const l of r.layers) expect(l.zeroNormTokens).toBe(0);
     expect(r.layers.map((l) => l.rank)).toEqual([5, 3, 1, 2, 4]);
     expect(r.removedLayers).toEqual([2]);
     expect(r.keptLayers).toEqual([0, 1, 3, 4]);

@@ -7,6 +7,7 @@ import { ShortGptError, UsageError } from '../../errors';
 import { flag, intOption, noExtraPositionals, parseCommandLine, stringOption, type Parsed } from '../args';
 import type { CliIO, Command } from '../command';
 import { examplesBlock } from '../examples';
+import { signalExitCode } from '../../prune/signals';
 
 const NAME = 'bench';
 
@@ -148,14 +149,19 @@ Options:
       dtype,
     };
 
-    // Ctrl-C: stop at the next layer (the engine cancels between batches), delete the synthetic
-    // file, exit 130. A second Ctrl-C exits at once; the temp-file exit hook still cleans up.
+    // Ctrl-C or SIGTERM: stop at the next chunk or layer (the engine cancels between batches),
+    // delete the synthetic file, exit 130 (143 for SIGTERM). A second signal exits at once; the
+    // temp-file exit hook still cleans up. Without a SIGTERM handler Node would die at once and
+    // leave the file (gigabytes for a large shape) in the temporary directory.
     const controller = new AbortController();
-    const onSigint = (): void => {
-      if (controller.signal.aborted) process.exit(130);
+    let received: NodeJS.Signals | undefined;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      if (controller.signal.aborted) process.exit(signalExitCode(received ?? sig));
+      received = sig;
       controller.abort();
     };
-    process.on('SIGINT', onSigint);
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
     const onProgress = progressWriter(io);
     const results: BenchResult[] = [];
     try {
@@ -166,11 +172,12 @@ Options:
     } catch (e) {
       if (controller.signal.aborted && e instanceof ShortGptError && e.code === 'ERR_ABORTED') {
         io.stderr.write(`\n${NAME}: interrupted; temporary files removed\n`);
-        return 130;
+        return signalExitCode(received ?? 'SIGINT');
       }
       throw e;
     } finally {
-      process.off('SIGINT', onSigint);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
     }
     io.stdout.write(flag(parsed, 'json') ? `${JSON.stringify({ results }, null, 2)}\n` : formatBenchResults(results));
     return 0;

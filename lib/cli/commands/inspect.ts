@@ -1,5 +1,6 @@
 /** `shortgpt-native inspect MODEL_DIR [--json]`: a checkpoint's shape, dtypes and sizes. */
 import { formatInspectReport, inspectCheckpoint } from '../../checkpoint/inspect';
+import { printable } from '../../util/printable';
 import { flag, noExtraPositionals, parseCommandLine, requirePositional } from '../args';
 import type { Command } from '../command';
 import { BUNDLED_MODEL, examplesBlock, shownPath } from '../examples';
@@ -21,7 +22,8 @@ shards), validates every safetensors header and checks each tensor against the a
 table, then reports: architecture, layers, hidden size, attention and key/value heads, head_dim,
 intermediate size, vocabulary, dtypes, parameters per layer and in total, bytes on disk, files,
 and warnings (e.g. tensors the architecture does not use). Tensor data is not read.
-Exits 1 when the checkpoint is invalid, naming the file and tensor at fault.
+Exits 1 when the checkpoint is invalid, naming the file and tensor at fault; a checkpoint whose
+tensors hold more layers than num_hidden_layers is still described, with the error listed.
 
 Options:
   --json    print one JSON document on stdout (stable camelCase field names)
@@ -34,6 +36,8 @@ ${modelOptionHelp(12)}
     noExtraPositionals('inspect', parsed, 1);
     const report = await inspectCheckpoint(dir, modelOptions('inspect', parsed));
     io.stdout.write(flag(parsed, 'json') ? `${JSON.stringify(report, null, 2)}\n` : formatInspectReport(report));
-    return 0;
+    // Described, but unusable as it is: the same refusal score, eval and prune give, and exit 1.
+    for (const e of report.errors) io.stderr.write(`shortgpt-native: error [${printable(e.replace(/: /, ']: '))}\n`);
+    return report.errors.length > 0 ? 1 : 0;
   },
 };

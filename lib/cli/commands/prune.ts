@@ -116,6 +116,7 @@ export async function removeChosenLayers(ckpt: Checkpoint, layers: number[], out
       force: opts.force,
       signal: trap.signal,
       onProgress: progress.update,
+      onNote: progress.note,
       extraMetadata: opts.extraMetadata,
     });
   } catch (e) {
@@ -149,11 +150,12 @@ function describe(r: RewriteResult): string {
 }
 
 /** The rewrite on the shared progress line (lib/cli/progress.ts): a terminal only, fitted to its width. */
-function progressPrinter(io: CliIO, layers: number, quiet: boolean): { update: (p: RewriteProgress) => void; clear: () => void } {
+function progressPrinter(io: CliIO, layers: number, quiet: boolean): { update: (p: RewriteProgress) => void; clear: () => void; note: (message: string) => void } {
   const line = progressLine(io, quiet);
   return {
     update: (p) => line.update({ phase: 'rewrite', layer: -1, layers, windowsDone: 0, windowsTotal: 0, workDone: p.bytesDone, workTotal: p.bytesTotal }),
     clear: () => line.clear(),
+    note: (message) => line.note(message),
   };
 }
 

@@ -20,6 +20,8 @@ export interface ScoreRow {
   /** 1 = lowest Block Influence (the first candidate for removal). */
   rank: number;
   tokens: number;
+  /** Tokens whose input or output state had zero norm: their undefined cosine counted as 0.5. */
+  zeroNormTokens: number;
 }
 
 /** Rank by BI ascending; ties keep the lower layer index first. */
@@ -33,6 +35,7 @@ export function rankRows(scores: LayerScores): ScoreRow[] {
     relmag: l.relativeMagnitude,
     rank: rank.get(l.layer)!,
     tokens: l.tokens,
+    zeroNormTokens: l.nanCount,
   }));
 }
 
@@ -60,8 +63,10 @@ Options:
   --quiet         no progress or device line on stderr
   --json          print one JSON document:
                   {"model": ..., "tokens": N, "sequences": N, "device": "cpu"|"cuda",
-                   "layers": [{"layer", "bi", "angular", "relmag", "rank"}],
-                   "warnings": [...]} (e.g. too few calibration windows)
+                   "layers": [{"layer", "bi", "angular", "relmag", "rank", "zeroNormTokens"}],
+                   "warnings": [...]} (e.g. too few calibration windows); zeroNormTokens:
+                  tokens whose hidden state was exactly zero, so their undefined cosine
+                  counted as 0.5 (NaN/Inf states stop the run with ERR_NONFINITE_*)
 ${modelOptionHelp(18)}
   -h, --help
 
@@ -91,7 +96,7 @@ ${CALIB_OPTION_HELP}`;
     }
     const rows = rankRows(scores);
     if (json) {
-      const doc = { model: scores.model, tokens: scores.tokens, sequences: scores.sequences, device: engine.device, layers: rows.map(({ layer, bi, angular, relmag, rank }) => ({ layer, bi, angular, relmag, rank })), warnings };
+      const doc = { model: scores.model, tokens: scores.tokens, sequences: scores.sequences, device: engine.device, layers: rows.map(({ layer, bi, angular, relmag, rank, zeroNormTokens }) => ({ layer, bi, angular, relmag, rank, zeroNormTokens })), warnings };
       io.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
     } else {
       const lines = [
@@ -99,6 +104,10 @@ ${CALIB_OPTION_HELP}`;
         `${'layer'.padStart(5)}  ${'BI'.padStart(10)}  ${'angular'.padStart(10)}  ${'relmag'.padStart(10)}  ${'rank'.padStart(4)}`,
         ...rows.map((r) => `${String(r.layer).padStart(5)}  ${r.bi.toFixed(6).padStart(10)}  ${r.angular.toFixed(6).padStart(10)}  ${r.relmag.toFixed(6).padStart(10)}  ${String(r.rank).padStart(4)}`),
       ];
+      const zero = rows.filter((r) => r.zeroNormTokens > 0);
+      if (zero.length > 0) {
+        lines.push(`zero-norm hidden states (cosine undefined, counted as 0.5): ${zero.map((r) => `layer ${r.layer}: ${plural(r.zeroNormTokens, 'token')}`).join(', ')}`);
+      }
       io.stdout.write(`${lines.join('\n')}\n`);
     }
     return 0;

@@ -7,6 +7,7 @@
 import type { NativeLastTokenStates } from '../../../binding';
 import type { Checkpoint } from '../../checkpoint/types';
 import type { EngineOptions } from '../../engine/engineOptions';
+import { ShortGptError } from '../../errors';
 import { perplexity } from '../../eval/perplexity';
 import { scoreLayers, type LayerScore, type LayerScores } from '../../scoring/scoreLayers';
 
@@ -131,6 +132,19 @@ export class WorkTracker {
   }
 }
 
+/**
+ * The engine names a NaN/Inf position by its sequence within the session it ran, which is one
+ * batch of windows: say which window of the whole pass that is.
+ */
+export function inWindowTerms(e: unknown, batches: readonly Batch[], b: number): unknown {
+  if (!(e instanceof ShortGptError) || !e.code.startsWith('ERR_NONFINITE')) return e;
+  let first = 0;
+  for (let i = 0; i < b; i++) first += batches[i].length;
+  const batchNote = batches.length > 1 ? ` (sequence $1 of calibration batch ${b + 1} of ${batches.length})` : '';
+  const message = e.message.replace(/\bsequence (\d+),/, (_all, s: string) => `window ${first + Number(s)}${batchNote.replace('$1', s)},`);
+  return message === e.message ? e : new ShortGptError(e.code, message, { cause: e });
+}
+
 /** Adds one batch's per-layer sums into the running totals (same layer order). */
 export function addLayerScores(into: LayerScore[] | undefined, add: readonly LayerScore[]): LayerScore[] {
   if (!into) return add.map((l) => ({ ...l }));
@@ -186,6 +200,8 @@ export async function scoreBatches(ckpt: Checkpoint, batches: readonly Batch[], 
       signal: opts.signal,
       keepLastTokenStates: opts.keepLastTokenStates,
       onProgress: tracker.active ? (p) => tracker.callback(b, p.layer, p.layer)?.(p.sequencesDone) : undefined,
+    }).catch((e: unknown) => {
+      throw inWindowTerms(e, batches, b);
     });
     sums = addLayerScores(sums, r.layers);
     if (r.lastTokenStates) states.push(r.lastTokenStates);
@@ -232,6 +248,8 @@ export async function perplexityBatches(ckpt: Checkpoint, batches: readonly Batc
       skipLayers: skip,
       signal: opts.signal,
       onProgress: tracker.active ? (p) => tracker.callback(b, p.layer, run.indexOf(p.layer))?.(p.sequencesDone) : undefined,
+    }).catch((e: unknown) => {
+      throw inWindowTerms(e, batches, b);
     });
     sumNll += r.meanNll * r.predictions;
     predictions += r.predictions;
