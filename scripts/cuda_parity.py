@@ -315,13 +315,19 @@ def engine(api, model, seqs, gemm=GEMM_EXACT, batch_tokens=0, skip=()):
     finally:
         api.sessionDestroy(sess)
 
-def residual_round_trip(api, model, seqs):
+def plain_session_inputs(model, seqs):
+    """The session spec (plain RoPE, exact F32 GEMMs) and packed token arrays for `seqs`."""
     cfg = model["cfg"]
     spec = Spec(hiddenSize=cfg["hidden"], intermediateSize=cfg["inter"], numHeads=cfg["numHeads"],
                 numKvHeads=cfg["numKvHeads"], headDim=cfg["headDim"], vocabSize=cfg["vocab"], rmsNormEps=cfg["eps"],
                 ropeTheta=cfg["ropeTheta"], ropeFactor=1.0, gemmF32=GEMM_EXACT)
     toks = np.ascontiguousarray(np.concatenate([np.array(s, dtype=np.int32) for s in seqs]))
     lens = np.array([len(s) for s in seqs], dtype=np.int64)
+    return spec, toks, lens
+
+def residual_round_trip(api, model, seqs):
+    cfg = model["cfg"]
+    spec, toks, lens = plain_session_inputs(model, seqs)
     sess = P()
     check(api, api.sessionCreate(C.byref(spec), toks.ctypes.data, lens.ctypes.data, len(seqs), C.byref(sess)))
     try:
@@ -364,12 +370,7 @@ def injected_constructor_failures(api, model, seqs):
     the constructor, after its streams, events, cuBLAS handle and 2 x 64 MiB of pinned memory exist.
     Repeating that must leak neither pinned host memory (a leak: +128 MiB of RSS per failure) nor
     device memory. Returns (failures seen, expected, RSS growth, device free-memory drop, detail)."""
-    cfg = model["cfg"]
-    spec = Spec(hiddenSize=cfg["hidden"], intermediateSize=cfg["inter"], numHeads=cfg["numHeads"],
-                numKvHeads=cfg["numKvHeads"], headDim=cfg["headDim"], vocabSize=cfg["vocab"], rmsNormEps=cfg["eps"],
-                ropeTheta=cfg["ropeTheta"], ropeFactor=1.0, gemmF32=GEMM_EXACT)
-    toks = np.ascontiguousarray(np.concatenate([np.array(s, dtype=np.int32) for s in seqs]))
-    lens = np.array([len(s) for s in seqs], dtype=np.int64)
+    spec, toks, lens = plain_session_inputs(model, seqs)
 
     def create():
         sess = P()

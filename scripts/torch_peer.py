@@ -32,7 +32,6 @@ lines, scripts/gpu-check.sh the summary. FLOPs are counted as lib/bench/flops.ts
 """
 import argparse
 import json
-import math
 import statistics
 import sys
 import time

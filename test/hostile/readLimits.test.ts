@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stories260kDir, tinyStoriesText } from '../helpers/paths';
+import { vmHwm } from './helpers/cliProcess';
 
 const CLI = path.join(__dirname, '..', 'prune', 'helpers', 'cli.js');
 const MiB = 1024 * 1024;
@@ -27,15 +28,6 @@ interface Run {
   stderr: string;
   peakRss: number;
   seconds: number;
-}
-
-function vmHwm(pid: number): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
 }
 
 /**

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { snapshotTree, tempRoot } from '../prune/helpers/rawCheckpoint';
 import { stories260kDir, tinyStoriesText } from '../helpers/paths';
-import { contentOf, runCli, slowWritesPreload, strays } from './helpers/writerRun';
+import { contentOf, placeOut, runCli, slowWritesPreload, strays } from './helpers/writerRun';
 
 let root: string;
 let src: string;
@@ -43,13 +43,7 @@ interface Op {
 const readLog = (file: string): Op[] => fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Op);
 
 /** A fresh parent with OUT inside, optionally a copy of the old output. */
-function place(name: string, withOld: boolean): { parent: string; out: string } {
-  const parent = path.join(root, name);
-  fs.mkdirSync(parent);
-  const out = path.join(parent, 'out');
-  if (withOld) fs.cpSync(oldOut, out, { recursive: true });
-  return { parent, out };
-}
+const place = (name: string, withOld: boolean): { parent: string; out: string } => placeOut(root, name, withOld ? oldOut : undefined);
 
 describe('the writer flushes before it publishes', () => {
   it('--force: every output file and directory is fsynced before the rename into OUT, the parent after each rename, and the old copy is removed only after', async () => {

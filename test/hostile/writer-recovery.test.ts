@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { snapshotTree, tempRoot } from '../prune/helpers/rawCheckpoint';
 import { stories260kDir } from '../helpers/paths';
-import { contentOf, runCli, slowWritesPreload, strays } from './helpers/writerRun';
+import { contentOf, placeOut, runCli, slowWritesPreload, strays } from './helpers/writerRun';
 
 let root: string;
 let src: string;
@@ -39,13 +39,8 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 afterEach(() => expect(snapshotTree(src)).toEqual(srcBefore));
 
-function place(name: string, withOld: boolean): { parent: string; out: string } {
-  const parent = path.join(root, name);
-  fs.mkdirSync(parent);
-  const out = path.join(parent, 'out');
-  if (withOld) fs.cpSync(oldOut, out, { recursive: true });
-  return { parent, out };
-}
+/** A fresh parent with OUT inside, optionally a copy of the old output. */
+const place = (name: string, withOld: boolean): { parent: string; out: string } => placeOut(root, name, withOld ? oldOut : undefined);
 
 describe('kill -9 during a rewrite, then a rerun', () => {
   it('mid-copy: OUT absent; the rerun removes the dead run\'s temporary directory and lock, says so, and writes OUT', async () => {

@@ -29,7 +29,8 @@ export interface CliRunOptions {
   onSpawn?: (pid: number) => void;
 }
 
-function vmHwm(pid: number): number {
+/** The process's peak resident set size so far (VmHWM), in bytes; 0 once it is gone. */
+export function vmHwm(pid: number): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;

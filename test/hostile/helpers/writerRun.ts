@@ -60,3 +60,12 @@ export function contentOf(dir: string): Record<string, string> {
 export function strays(parent: string, keep: string[]): string[] {
   return fs.readdirSync(parent).filter((n) => !keep.includes(n)).sort();
 }
+
+/** A fresh folder `root/name` with OUT (`out`) inside it, holding a copy of `oldOut` when given. */
+export function placeOut(root: string, name: string, oldOut?: string): { parent: string; out: string } {
+  const parent = path.join(root, name);
+  fs.mkdirSync(parent);
+  const out = path.join(parent, 'out');
+  if (oldOut !== undefined) fs.cpSync(oldOut, out, { recursive: true });
+  return { parent, out };
+}
