@@ -16,6 +16,15 @@ export interface NativeCpuInfo {
   features: string[];
   /** The GEMM micro-kernel that will run (AVX-512 where the CPU has it, else AVX2/FMA, else portable). */
   kernel: 'avx512' | 'avx2-fma' | 'portable';
+  /**
+   * The BF16 GEMM kernels of fast mode (precision 'bf16') this CPU and OS run, best first:
+   * 'amx-bf16' (Intel AMX tiles, granted by Linux's arch_prctl), 'avx512-bf16' (VDPBF16PS).
+   * Empty where fast mode is unavailable; `bf16Unavailable` then says why ('' otherwise).
+   */
+  bf16Kernels: Array<'amx-bf16' | 'avx512-bf16'>;
+  bf16Unavailable: string;
+  /** The BF16 kernel precision 'bf16' runs now ('' for none): the first of bf16Kernels unless SHORTGPT_NO_AMX=1. */
+  bf16Kernel: '' | 'amx-bf16' | 'avx512-bf16';
   /** std::thread::hardware_concurrency(), at least 1. */
   hardwareThreads: number;
 }
@@ -69,6 +78,11 @@ export interface NativeSessionOptions {
   /** 'cpu' (default) or 'cuda' (then `cuda` options apply; ERR_CUDA_UNAVAILABLE when it cannot load). */
   device?: 'cpu' | 'cuda';
   cuda?: NativeCudaSessionOptions;
+  /**
+   * CPU GEMM precision: 'f32' (default) or 'bf16' (fast mode, cpu/gemm_bf16.h). 'bf16' throws
+   * ERR_PRECISION_UNAVAILABLE where cpuInfo().bf16Kernels is empty, ERR_INVALID_ARG with device 'cuda'.
+   */
+  precision?: 'f32' | 'bf16';
 }
 
 /** Raw sums over every token of every sequence, in double. */
@@ -199,6 +213,15 @@ export interface NativeBinding {
     n: number, k: number, threads: number, portable?: boolean, y0?: Float32Array,
   ): Float32Array;
   /**
+   * The fast-mode GEMM: X and W rounded to bf16 (nearest even), products summed in f32, by the
+   * given kernel ('auto': AMX where available, else AVX512-BF16). A kernel this machine lacks
+   * throws with code ERR_PRECISION_UNAVAILABLE. Otherwise as gemmForTest.
+   */
+  gemmBf16ForTest(
+    x: Float32Array, m: number, w: Uint8Array, dtype: 'F32' | 'F16' | 'BF16',
+    n: number, k: number, threads: number, kernel: 'auto' | 'amx-bf16' | 'avx512-bf16', y0?: Float32Array,
+  ): Float32Array;
+  /**
    * Runs the ThreadPool's parallelFor over [0, n) `rounds` times: `visits[i]` counts visits of
    * index i, `chunks` the last round's [begin, end, worker]. Chunk `throwInChunk` (-1: none)
    * throws, `nested` runs a parallelFor inside every chunk.
@@ -211,11 +234,12 @@ export interface NativeBinding {
   /**
    * Times the GEMM on synthetic F32 data: `seconds` is the mean of `iterations` runs (after one
    * warm-up), `gflops` = 2mnk / seconds / 1e9, `bestSeconds` the fastest run, `packSeconds` the
-   * one-off packing of W (excluded), `kernel` the micro-kernel that ran.
+   * one-off packing of W (excluded), `kernel` the micro-kernel that ran. `precision` 'bf16' times
+   * the fast-mode GEMM instead (ERR_PRECISION_UNAVAILABLE without a BF16 kernel).
    */
-  benchGemm(m: number, n: number, k: number, threads: number, iterations: number): {
+  benchGemm(m: number, n: number, k: number, threads: number, iterations: number, precision?: 'f32' | 'bf16'): {
     seconds: number; gflops: number; bestSeconds: number; packSeconds: number;
-    kernel: 'avx512' | 'avx2-fma' | 'portable';
+    kernel: 'avx512' | 'avx2-fma' | 'portable' | 'amx-bf16' | 'avx512-bf16';
   };
   /**
    * This machine's single-precision FMA peak in GFLOP/s, measured on `threads` threads (~0.2 s),

@@ -14,7 +14,8 @@ export function formatBenchResults(results: BenchResult[]): string {
   const lines: string[] = [];
   const r0 = results[0];
   if (r0) {
-    lines.push(`cpu, ${r0.threads} thread(s), kernel ${r0.kernel}; synthetic ${r0.dtype} weights; statistics on; lm_head not run`);
+    const precision = r0.precision === 'bf16' ? '; precision bf16 (%peak is of the f32 FMA peak)' : '';
+    lines.push(`cpu, ${r0.threads} thread(s), kernel ${r0.kernel}; synthetic ${r0.dtype} weights${precision}; statistics on; lm_head not run`);
   }
   lines.push(...table([
     ['shape', 'layers', 'tokens', 'tok/s', 'GFLOP/s', 'peak', '%peak', 'GEMM GFLOP/s', 'GEMM %peak', 'peak RSS MiB'],

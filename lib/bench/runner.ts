@@ -31,6 +31,8 @@ export interface BenchOptions {
   sequences?: number;
   threads?: number;
   dtype?: ComputeDType;
+  /** The engine's GEMM precision: 'f32' (default) or 'bf16' (fast mode; see EngineOptions.precision). */
+  precision?: 'f32' | 'bf16';
   /** Run only the first K layers and scale the layer time to all of them (quick looks at big shapes). */
   layersToRun?: number;
   /** Timed passes over the model (the median is reported), after `warmup` untimed ones. */
@@ -93,6 +95,8 @@ export interface BenchResult {
   layers: number;
   layersRun: number;
   dtype: ComputeDType;
+  /** The GEMM precision the layers ran in; `kernel` is then the BF16 kernel ('amx-bf16', 'avx512-bf16'). */
+  precision: 'f32' | 'bf16';
   threads: number;
   kernel: string;
   seqLen: number;
@@ -174,6 +178,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const sequenceCount = positiveInt('sequences', options.sequences ?? 1);
   const threads = positiveInt('threads', options.threads ?? defaultThreads());
   const dtype = options.dtype ?? 'F32';
+  const precision = options.precision ?? 'f32';
+  if (precision !== 'f32' && precision !== 'bf16') throw new ShortGptError('ERR_INVALID_ARG', `bench: precision must be 'f32' or 'bf16', got '${String(precision)}'`);
   const layers = c.numHiddenLayers;
   const layersRun = Math.min(positiveInt('layersToRun', options.layersToRun ?? layers), layers);
   const runs = positiveInt('runs', options.runs ?? 1);
@@ -206,7 +212,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     const timings: RunTiming[] = [];
     for (let r = 0; r < warmup + runs; r++) {
       const t0 = process.hrtime.bigint();
-      const session = EngineSession.create(spec, sequences, { threads });
+      const session = EngineSession.create(spec, sequences, precision === 'bf16' ? { threads, precision } : { threads });
       try {
         await session.embed(synth.embedding, { signal });
         const setupSeconds = secondsSince(t0);
@@ -230,7 +236,8 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     if (gemmIterations > 0) {
       progress({ phase: 'gemm' });
       for (const g of layerGemms(c)) {
-        const m = binding.benchGemm(tokens, g.n, g.k, threads, gemmIterations);
+        const m = precision === 'bf16' ? binding.benchGemm(tokens, g.n, g.k, threads, gemmIterations, 'bf16')
+          : binding.benchGemm(tokens, g.n, g.k, threads, gemmIterations);
         gemm.push({ ops: g.ops, m: tokens, n: g.n, k: g.k, count: g.count, gflops: m.gflops, seconds: m.seconds, packSeconds: m.packSeconds });
       }
     }
@@ -267,8 +274,9 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       layers,
       layersRun,
       dtype,
+      precision,
       threads,
-      kernel: binding.cpuInfo().kernel,
+      kernel: precision === 'bf16' ? binding.cpuInfo().bf16Kernel : binding.cpuInfo().kernel,
       seqLen,
       sequences: sequenceCount,
       tokens,

@@ -17,6 +17,14 @@ export interface EngineOptions {
   device?: 'cpu' | 'cuda';
   /** CUDA backend options (device ordinal, F32 GEMM mode, batch tokens, weight cache). */
   cuda?: NativeCudaSessionOptions;
+  /**
+   * The CPU backend's GEMM precision: 'f32' (default, exact mode, bit-identical across thread
+   * counts and equal to the golden values) or 'bf16' (fast mode: the layers' matrix products
+   * take bf16-rounded inputs with f32 accumulation on AMX or AVX512-BF16; residual stream, norms,
+   * attention and statistics stay f32). 'bf16' where neither kernel exists is an error
+   * (ERR_PRECISION_UNAVAILABLE), never a silent fallback; on CUDA use cuda.f32Gemm instead.
+   */
+  precision?: 'f32' | 'bf16';
 }
 
 /**
@@ -28,6 +36,7 @@ export function engineOptionsOf(options: EngineOptions): EngineOptions {
   if (options.threads !== undefined) out.threads = options.threads;
   if (options.device !== undefined) out.device = options.device;
   if (options.cuda !== undefined) out.cuda = options.cuda;
+  if (options.precision !== undefined) out.precision = options.precision;
   return out;
 }
 
@@ -36,7 +45,13 @@ export function engineOptionsOf(options: EngineOptions): EngineOptions {
  * than 'cpu'/'cuda' (including 'auto', which must be resolved first) or a bad thread count.
  */
 export function checkEngineOptions(options: EngineOptions): void {
-  const { device, threads } = options;
+  const { device, threads, precision } = options;
+  if (precision !== undefined && precision !== 'f32' && precision !== 'bf16') {
+    throw new ShortGptError('ERR_INVALID_ARG', `precision must be 'f32' or 'bf16', got '${String(precision)}'`);
+  }
+  if (precision === 'bf16' && device === 'cuda') {
+    throw new ShortGptError('ERR_INVALID_ARG', "precision 'bf16' is the CPU backend's fast mode; on CUDA choose the GEMM with cuda.f32Gemm");
+  }
   if (device !== undefined && device !== 'cpu' && device !== 'cuda') {
     throw new ShortGptError('ERR_INVALID_ARG', `device must be 'cpu' or 'cuda', got '${String(device)}' (resolve 'auto' with resolveDevice first)`);
   }

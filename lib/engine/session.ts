@@ -79,6 +79,7 @@ export class EngineSession {
       return new EngineSession(new Session({
         spec, sequences: toInt32(sequences), threads, keepLastTokenStates: options.keepLastTokenStates ?? false,
         device: options.device ?? 'cpu', cuda: options.cuda,
+        ...(options.precision !== undefined ? { precision: options.precision } : {}),
       }));
     } catch (e) {
       throw translate(e);

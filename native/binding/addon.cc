@@ -7,6 +7,7 @@
 #include "binding/kernels_binding.h"
 #include "binding/session_binding.h"
 #include "cpu/cpu_features.h"
+#include "cpu/gemm_bf16.h"
 #include "cpu/gemm.h"
 
 namespace shortgpt {
@@ -36,6 +37,14 @@ static Napi::Value CpuInfo(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < names.size(); ++i) features.Set(static_cast<uint32_t>(i), names[i]);
   out.Set("features", features);
   out.Set("kernel", gemmKernelName());
+  // Fast mode (--precision bf16): the BF16 kernels this CPU and OS run, best first, and why none
+  // where the list is empty.
+  Napi::Array bf16 = Napi::Array::New(env);
+  const std::vector<std::string> bf16Names = bf16KernelsAvailable();
+  for (size_t i = 0; i < bf16Names.size(); ++i) bf16.Set(static_cast<uint32_t>(i), bf16Names[i]);
+  out.Set("bf16Kernels", bf16);
+  out.Set("bf16Unavailable", bf16Unavailable());
+  out.Set("bf16Kernel", bf16KernelName());  // the one precision 'bf16' runs ("" for none)
   out.Set("hardwareThreads", hardwareThreads());
   return out;
 }

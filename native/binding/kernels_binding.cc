@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_bf16.h"
 #include "cpu/peak.h"
 
 namespace shortgpt {
@@ -133,6 +134,61 @@ Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// gemmBf16ForTest(x, m, w, dtype, n, k, threads, kernel, y0?): Float32Array
+// The fast-mode GEMM (cpu/gemm_bf16.h) with a chosen kernel: 'auto', 'amx-bf16' or 'avx512-bf16'.
+// A kernel this CPU cannot run throws an Error with code ERR_PRECISION_UNAVAILABLE.
+Napi::Value GemmBf16ForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::TypedArray xArr = typedArrayArg(info, 0, "x", napi_float32_array, "Float32Array");
+  const int64_t m = intArg(info, 1, "m", 0, kMaxDim);
+  Napi::TypedArray wArr = typedArrayArg(info, 2, "w", napi_uint8_array, "Uint8Array");
+  const DType dtype = dtypeArg(info, 3, "dtype");
+  const int64_t n = intArg(info, 4, "n", 0, kMaxDim);
+  const int64_t k = intArg(info, 5, "k", 0, kMaxDim);
+  const int threads = static_cast<int>(intArg(info, 6, "threads", 1, kMaxThreads));
+  if (info.Length() <= 7 || !info[7].IsString()) throwType(env, "kernel must be a string");
+  const std::string kernelName = info[7].As<Napi::String>().Utf8Value();
+  Bf16Kernel kernel = Bf16Kernel::Auto;
+  if (kernelName == "amx-bf16") kernel = Bf16Kernel::Amx;
+  else if (kernelName == "avx512-bf16") kernel = Bf16Kernel::Avx512Bf16;
+  else if (kernelName != "auto") throwType(env, "kernel must be 'auto', 'amx-bf16' or 'avx512-bf16', got '" + kernelName + "'");
+  if (!bf16KernelAvailable(kernel)) {
+    Napi::Error e = Napi::Error::New(env, "gemmBf16ForTest: kernel '" + kernelName + "' is not available on this machine" +
+                                              (bf16Unavailable().empty() ? std::string() : ": " + bf16Unavailable()));
+    e.Value().Set("code", "ERR_PRECISION_UNAVAILABLE");
+    throw e;
+  }
+  if (static_cast<double>(xArr.ElementLength()) < static_cast<double>(m) * static_cast<double>(k)) {
+    throwRange(env, "x has " + std::to_string(xArr.ElementLength()) + " elements, m*k = " + std::to_string(m * k) +
+                        " needed");
+  }
+  const double wNeed = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(dtypeSize(dtype));
+  if (static_cast<double>(wArr.ByteLength()) < wNeed) {
+    throwRange(env, "w has " + std::to_string(wArr.ByteLength()) + " bytes, n*k*" +
+                        std::to_string(dtypeSize(dtype)) + " = " + std::to_string(static_cast<int64_t>(wNeed)) +
+                        " needed for " + dtypeName(dtype));
+  }
+  const bool accumulate = info.Length() > 8 && !info[8].IsUndefined();
+  Napi::Float32Array y = Napi::Float32Array::New(env, static_cast<size_t>(m * n));
+  float* out = y.Data();
+  if (accumulate) {
+    Napi::TypedArray y0 = typedArrayArg(info, 8, "y0", napi_float32_array, "Float32Array");
+    if (static_cast<double>(y0.ElementLength()) < static_cast<double>(m) * static_cast<double>(n)) {
+      throwRange(env, "y0 has " + std::to_string(y0.ElementLength()) + " elements, m*n = " +
+                          std::to_string(m * n) + " needed");
+    }
+    std::copy(y0.As<Napi::Float32Array>().Data(), y0.As<Napi::Float32Array>().Data() + m * n, out);
+  }
+  const float* x = xArr.As<Napi::Float32Array>().Data();
+  const uint8_t* w = wArr.As<Napi::Uint8Array>().Data();
+  guarded(env, "gemmBf16ForTest", [&] {
+    ThreadPool pool(threads);
+    PackedWeightBf16 packed = PackedWeightBf16::pack(w, dtype, n, k, pool);
+    gemmBf16(x, m, packed, out, accumulate, pool, kernel);
+  });
+  return y;
+}
+
 // convertToF32ForTest(bytes: Uint8Array, dtype): Float32Array
 Napi::Value ConvertToF32ForTest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -150,7 +206,7 @@ Napi::Value ConvertToF32ForTest(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// benchGemm(m, n, k, threads, iterations): { seconds, gflops, bestSeconds, packSeconds, kernel }
+// benchGemm(m, n, k, threads, iterations, precision?): { seconds, gflops, bestSeconds, packSeconds, kernel }
 // Synthetic F32 data; `seconds` is the mean time of one GEMM (gflops from it), `bestSeconds` the
 // fastest run (robust on a busy machine), packing timed separately.
 Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
@@ -160,6 +216,18 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   const int64_t k = intArg(info, 2, "k", 1, kMaxDim);
   const int threads = static_cast<int>(intArg(info, 3, "threads", 1, kMaxThreads));
   const int64_t iterations = intArg(info, 4, "iterations", 1, 1000000);
+  // Optional 6th argument: 'f32' (default) or 'bf16' (the fast-mode GEMM, cpu/gemm_bf16.h).
+  bool bf16 = false;
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    const std::string p = info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "";
+    if (p != "f32" && p != "bf16") throwType(env, "precision must be 'f32' or 'bf16'");
+    bf16 = p == "bf16";
+    if (bf16 && !bf16KernelAvailable(Bf16Kernel::Auto)) {
+      Napi::Error e = Napi::Error::New(env, "benchGemm: precision 'bf16' needs a BF16 GEMM kernel: " + bf16Unavailable());
+      e.Value().Set("code", "ERR_PRECISION_UNAVAILABLE");
+      throw e;
+    }
+  }
   double seconds = 0, bestSeconds = 0, packSeconds = 0;
   guarded(env, "benchGemm", [&] {
     std::vector<float> x(static_cast<size_t>(m * k)), w(static_cast<size_t>(n * k)), y(static_cast<size_t>(m * n));
@@ -173,15 +241,22 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
     for (float& v : w) v = next();
     ThreadPool pool(threads);
     const auto p0 = std::chrono::steady_clock::now();
-    PackedWeight packed = PackedWeight::pack(w.data(), DType::F32, n, k, pool);
+    PackedWeight packed;
+    PackedWeightBf16 packedBf16;
+    if (bf16) packedBf16 = PackedWeightBf16::pack(w.data(), DType::F32, n, k, pool);
+    else packed = PackedWeight::pack(w.data(), DType::F32, n, k, pool);
     const auto p1 = std::chrono::steady_clock::now();
     packSeconds = std::chrono::duration<double>(p1 - p0).count();
-    gemm(x.data(), m, packed, y.data(), false, pool);  // warm-up: caches, page faults, worker wake-up
+    auto run = [&] {
+      if (bf16) gemmBf16(x.data(), m, packedBf16, y.data(), false, pool);
+      else gemm(x.data(), m, packed, y.data(), false, pool);
+    };
+    run();  // warm-up: caches, page faults, worker wake-up
     double total = 0;
     bestSeconds = 0;
     for (int64_t i = 0; i < iterations; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
-      gemm(x.data(), m, packed, y.data(), false, pool);
+      run();
       const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       total += dt;
       bestSeconds = i == 0 ? dt : std::min(bestSeconds, dt);
@@ -193,7 +268,7 @@ Napi::Value BenchGemm(const Napi::CallbackInfo& info) {
   out.Set("gflops", 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) / seconds / 1e9);
   out.Set("bestSeconds", bestSeconds);
   out.Set("packSeconds", packSeconds);
-  out.Set("kernel", gemmKernelName());
+  out.Set("kernel", bf16 ? bf16KernelName() : gemmKernelName());
   return out;
 }
 
@@ -253,6 +328,7 @@ Napi::Value ThreadPoolForTest(const Napi::CallbackInfo& info) {
 
 void registerKernelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmForTest", Napi::Function::New(env, GemmForTest, "gemmForTest"));
+  exports.Set("gemmBf16ForTest", Napi::Function::New(env, GemmBf16ForTest, "gemmBf16ForTest"));
   exports.Set("convertToF32ForTest", Napi::Function::New(env, ConvertToF32ForTest, "convertToF32ForTest"));
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
   exports.Set("threadPoolForTest", Napi::Function::New(env, ThreadPoolForTest, "threadPoolForTest"));

@@ -16,6 +16,7 @@
 #include "binding/cuda_binding.h"
 #include "core/session.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/gemm_bf16.h"
 
 namespace shortgpt {
 
@@ -241,7 +242,27 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
       // `device: 'cuda'` (+ `cuda: {...}`) selects the CUDA backend; the CPU is the default.
       CudaBackendOptions cudaOptions;
       const bool cuda = parseCudaSessionOptions(o, &cudaOptions);
-      BackendFactory factory = [th](const ModelSpec& s, std::vector<std::vector<int32_t>> q) { return createCpuBackend(s, std::move(q), th); };
+      // `precision: 'bf16'` is the CPU backend's fast mode (cpu/gemm_bf16.h); never a silent fallback.
+      CpuPrecision precision = CpuPrecision::F32;
+      if (!o.Get("precision").IsUndefined()) {
+        const Napi::Value p = o.Get("precision");
+        const std::string name = p.IsString() ? p.As<Napi::String>().Utf8Value() : "";
+        if (name != "f32" && name != "bf16") throw EngineError("ERR_INVALID_ARG", "Session options.precision must be 'f32' or 'bf16'");
+        if (name == "bf16") {
+          if (cuda) {
+            throw EngineError("ERR_INVALID_ARG", "Session options.precision 'bf16' is the CPU backend's fast mode; on CUDA "
+                                                 "choose the GEMM with cuda.f32Gemm");
+          }
+          if (!bf16KernelAvailable(Bf16Kernel::Auto)) {
+            throw EngineError("ERR_PRECISION_UNAVAILABLE", "precision 'bf16' needs a BF16 GEMM kernel (AMX-BF16 or AVX512-BF16): " +
+                                                               bf16Unavailable() + "; use precision 'f32'");
+          }
+          precision = CpuPrecision::Bf16;
+        }
+      }
+      BackendFactory factory = [th, precision](const ModelSpec& s, std::vector<std::vector<int32_t>> q) {
+        return createCpuBackend(s, std::move(q), th, precision);
+      };
       if (cuda) {
         factory = [cudaOptions](const ModelSpec& s, std::vector<std::vector<int32_t>> q) {
           return createCudaBackend(s, std::move(q), cudaOptions);

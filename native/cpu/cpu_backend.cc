@@ -12,6 +12,7 @@
 #include "core/weights_io.h"
 #include "cpu/attention.h"
 #include "cpu/gemm.h"
+#include "cpu/gemm_bf16.h"
 #include "cpu/ops.h"
 #include "cpu/stats.h"
 
@@ -63,7 +64,9 @@ class FirstBadWeight {
 // rows of its own panels (converting 16-bit dtypes to f32 there), so the read is parallel and
 // needs no layer-sized staging buffer; `out` keeps its storage from the previous layer. The
 // converted rows are checked for NaN/Inf while they are still in cache (ERR_NONFINITE_WEIGHT).
-void repackStacked(const std::vector<const TensorRef*>& parts, int64_t k, PackedWeight& out, ThreadPool& pool) {
+// `out` is a PackedWeight (f32) or a PackedWeightBf16 (fast mode): both take rows in f32.
+template <typename Packed>
+void repackStacked(const std::vector<const TensorRef*>& parts, int64_t k, Packed& out, ThreadPool& pool) {
   struct Part {
     std::unique_ptr<TensorReader> reader;
     int64_t rowBegin, rows;
@@ -104,8 +107,8 @@ void repackStacked(const std::vector<const TensorRef*>& parts, int64_t k, Packed
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, int threads)
-      : spec_(spec), seqs_(std::move(sequences)), pool_(threads) {
+  CpuBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, int threads, CpuPrecision precision)
+      : spec_(spec), seqs_(std::move(sequences)), bf16_(precision == CpuPrecision::Bf16), pool_(threads) {
     seqOffsets_.push_back(0);
     int64_t maxLen = 0;
     for (const auto& s : seqs_) {
@@ -154,21 +157,24 @@ class CpuBackend final : public Backend {
     const int64_t qd = spec_.qDim(), kvd = spec_.kvDim(), qkvDim = qd + 2 * kvd;
     const float eps = static_cast<float>(spec_.rmsNormEps);
 
-    // One layer's weights, packed f32 into the same storage every layer.
+    // One layer's weights, packed (f32, or bf16 in fast mode) into the same storage every layer.
     const std::vector<float> inNorm = readTensorF32(w.at("input_layernorm"));
     const std::vector<float> postNorm = readTensorF32(w.at("post_attention_layernorm"));
-    if (spec_.fusedQkv) {
-      repackStacked({&w.at("W_pack")}, H, qkvW_, pool_);
+    if (bf16_) {
+      packLayer(w, qkvB_, oB_, guB_, downB_);
     } else {
-      repackStacked({&w.at("q_proj"), &w.at("k_proj"), &w.at("v_proj")}, H, qkvW_, pool_);
+      packLayer(w, qkvW_, oW_, guW_, downW_);
     }
-    repackStacked({&w.at("o_proj")}, qd, oW_, pool_);
-    repackStacked({&w.at("gate_proj"), &w.at("up_proj")}, H, guW_, pool_);
-    repackStacked({&w.at("down_proj")}, I, downW_, pool_);
-    const PackedWeight& qkvW = qkvW_;
-    const PackedWeight& oW = oW_;
-    const PackedWeight& guW = guW_;
-    const PackedWeight& downW = downW_;
+    // The four projections' GEMMs, in the session's precision (0: q|k|v, 1: o, 2: gate|up, 3: down).
+    auto project = [&](int which, const float* in, int64_t rows, float* out, bool accumulate) {
+      if (bf16_) {
+        const PackedWeightBf16* ws[] = {&qkvB_, &oB_, &guB_, &downB_};
+        gemmBf16(in, rows, *ws[which], out, accumulate, pool_);
+      } else {
+        const PackedWeight* ws[] = {&qkvW_, &oW_, &guW_, &downW_};
+        gemm(in, rows, *ws[which], out, accumulate, pool_);
+      }
+    };
     std::vector<float> qkvBias, oBias, qNorm, kNorm;
     if (spec_.outputBias) oBias = readTensorF32(w.at("o_bias"));
     if (spec_.attentionBias) {
@@ -202,7 +208,7 @@ class CpuBackend final : public Backend {
       const int32_t* pos = positions_.data() + b.rowBegin;
 
       rmsNorm(hb, H, x, H, rows, H, inNorm.data(), eps, pool_);
-      gemm(x, rows, qkvW, qkv, false, pool_);
+      project(0, x, rows, qkv, false);
       if (spec_.attentionBias) addBias(qkv, qkvDim, rows, qkvBias.data(), qkvDim, pool_);
       if (spec_.qkNorm) {  // Qwen3: per-head RMSNorm before RoPE
         headRmsNorm(qkv, qkvDim, rows, spec_.numHeads, spec_.headDim, qNorm.data(), eps, pool_);
@@ -216,12 +222,12 @@ class CpuBackend final : public Backend {
       causalAttention(qkv, qkvDim, qkv + qd, qkv + qd + kvd, qkvDim, attn, qd, offsets, shape, pool_, kt_);
 
       std::memcpy(mid, hb, static_cast<size_t>(rows * H) * sizeof(float));
-      gemm(attn, rows, oW, mid, true, pool_);  // first residual add
+      project(1, attn, rows, mid, true);  // first residual add
       if (spec_.outputBias) addBias(mid, H, rows, oBias.data(), H, pool_);
       rmsNorm(mid, H, x, H, rows, H, postNorm.data(), eps, pool_);
-      gemm(x, rows, guW, gateUp, false, pool_);
+      project(2, x, rows, gateUp, false);
       swiglu(gateUp, act, rows, I, pool_);
-      gemm(act, rows, downW, delta, false, pool_);
+      project(3, act, rows, delta, false);
       residualWithStats(hb, mid, delta, rows, H, tok, pool_);  // second add
       if (const int64_t bad = accumulateStats(tok, rows, stats); bad >= 0) throwNonFiniteRow(b.rowBegin + bad);
       if (ctl.progress) ctl.progress(b.seqEnd, static_cast<int64_t>(seqs_.size()));
@@ -247,6 +253,10 @@ class CpuBackend final : public Backend {
     oW_ = PackedWeight();
     guW_ = PackedWeight();
     downW_ = PackedWeight();
+    qkvB_ = PackedWeightBf16();
+    oB_ = PackedWeightBf16();
+    guB_ = PackedWeightBf16();
+    downB_ = PackedWeightBf16();
     const std::vector<float> normW = readTensorF32(finalNorm);
 
     // Per token: the next token it predicts (-1 for a sequence's last token), and the running
@@ -357,6 +367,19 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  template <typename Packed>
+  void packLayer(const LayerRefs& w, Packed& qkv, Packed& o, Packed& gu, Packed& down) {
+    const int64_t H = spec_.hiddenSize, I = spec_.intermediateSize, qd = spec_.qDim();
+    if (spec_.fusedQkv) {
+      repackStacked({&w.at("W_pack")}, H, qkv, pool_);
+    } else {
+      repackStacked({&w.at("q_proj"), &w.at("k_proj"), &w.at("v_proj")}, H, qkv, pool_);
+    }
+    repackStacked({&w.at("o_proj")}, qd, o, pool_);
+    repackStacked({&w.at("gate_proj"), &w.at("up_proj")}, H, gu, pool_);
+    repackStacked({&w.at("down_proj")}, I, down, pool_);
+  }
+
   // Baichuan 2's NormHead: row / max(||row||, 1e-12), as torch.nn.functional.normalize. The
   // rows are converted to f32 and normalised there (norm summed in double, then rounded to f32
   // and divided, like torch's f32 path); for 16-bit checkpoints the result stays f32 rather than
@@ -399,6 +422,7 @@ class CpuBackend final : public Backend {
 
   ModelSpec spec_;
   std::vector<std::vector<int32_t>> seqs_;
+  bool bf16_;  // fast mode: the layers' GEMMs in bf16 (lm_head stays f32)
   std::vector<int64_t> seqOffsets_;  // [sequences + 1] first row of each sequence
   int64_t totalTokens_ = 0;
   std::vector<int32_t> positions_;  // [totalTokens] position of each row in its sequence
@@ -419,6 +443,7 @@ class CpuBackend final : public Backend {
   std::vector<float> kt_;  // attention's transposed keys, [kvHeads, headDim, padded batch rows]
   // The current layer's packed weights (storage reused layer after layer: no fresh page faults).
   PackedWeight qkvW_, oW_, guW_, downW_;
+  PackedWeightBf16 qkvB_, oB_, guB_, downB_;  // the same in fast mode
   PackedWeight headW_;  // the current lm_head vocabulary chunk
   std::vector<uint8_t> raw_;  // NormHead lm_head bytes staged for normalising
   std::vector<float> headF32_;  // a NormHead lm_head chunk, normalised before packing
@@ -426,8 +451,9 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> createCpuBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, int threads) {
-  return std::make_unique<CpuBackend>(spec, std::move(sequences), threads);
+std::unique_ptr<Backend> createCpuBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, int threads,
+                                          CpuPrecision precision) {
+  return std::make_unique<CpuBackend>(spec, std::move(sequences), threads, precision);
 }
 
 }  // namespace shortgpt

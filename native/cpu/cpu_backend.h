@@ -10,6 +10,12 @@
 
 namespace shortgpt {
 
-std::unique_ptr<Backend> createCpuBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, int threads);
+// The precision of the layers' GEMMs: F32 (exact mode, the default) or BF16 (fast mode: inputs
+// rounded to bf16, f32 accumulation, cpu/gemm_bf16.h; the residual stream, norms, attention,
+// statistics and lm_head stay f32). Bf16 requires bf16KernelAvailable() (the caller checks).
+enum class CpuPrecision { F32, Bf16 };
+
+std::unique_ptr<Backend> createCpuBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, int threads,
+                                          CpuPrecision precision = CpuPrecision::F32);
 
 }  // namespace shortgpt

@@ -7,6 +7,7 @@ import { ShortGptError, UsageError } from '../../errors';
 import { flag, intOption, noExtraPositionals, parseCommandLine, stringOption, type Parsed } from '../args';
 import type { CliIO, Command } from '../command';
 import { examplesBlock } from '../examples';
+import { precisionOption } from '../engineOption';
 import { signalExitCode } from '../../prune/signals';
 
 const NAME = 'bench';
@@ -82,7 +83,7 @@ export const benchCommand: Command = {
     { what: 'a shape of your own', command: 'bench --shape custom --hidden 768 --layers 12 --heads 12 --intermediate 3072' },
   ])}Usage: shortgpt-native bench [--shape S|M|custom] [shape numbers | --config FILE]
                        [--seq-len 512] [--sequences 1] [--threads N] [--dtype f32|f16|bf16]
-                       [--layers-to-run K] [--runs 1] [--warmup 0] [--json]
+                       [--precision f32|bf16] [--layers-to-run K] [--runs 1] [--warmup 0] [--json]
 
 Scores every layer of a model shape on synthetic weights (normal(0, 0.02), norms 1; written
 for one layer to a temporary file that every layer points at, deleted afterwards), through
@@ -107,6 +108,9 @@ Options:
   --sequences N       sequences (default 1)
   --threads N         worker threads (default: all hardware threads)
   --dtype D           weight dtype: f32 (default), f16 or bf16
+  --precision P       the GEMMs: f32 (default, exact) or bf16 (fast mode on AMX or AVX512-BF16;
+                      scores within about 1e-3 of f32; an error where the CPU has neither);
+                      the GEMM-alone figures are then the BF16 GEMM's
   --layers-to-run K   run only the first K layers and scale the time to all (quick looks)
   --runs N            timed passes; the median is reported (default 1)
   --warmup N          untimed passes first (default 0)
@@ -125,6 +129,7 @@ Options:
       sequences: { type: 'string' },
       threads: { type: 'string' },
       dtype: { type: 'string' },
+      precision: { type: 'string' },
       'layers-to-run': { type: 'string' },
       runs: { type: 'string' },
       warmup: { type: 'string' },
@@ -147,6 +152,7 @@ Options:
       gemmIterations: intOption(NAME, parsed, 'gemm-iterations', { min: 0, max: 1000 }),
       seed: intOption(NAME, parsed, 'seed', { min: 0, max: 0xffffffff }),
       dtype,
+      precision: precisionOption(NAME, parsed),
     };
 
     // Ctrl-C or SIGTERM: stop at the next chunk or layer (the engine cancels between batches),

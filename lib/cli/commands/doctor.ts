@@ -17,7 +17,11 @@ export interface DoctorReport {
   /** The native addon: whether it loaded, from where, its version and backends, or why not. */
   addon: { loaded: boolean; version?: string; path?: string; error?: string; backends: string[] };
   /** The CPU backend: detected features, the GEMM kernel that runs, and threads (absent when the addon did not load). */
-  cpu?: { features: string[]; kernel: string; hardwareThreads: number; threads: number };
+  cpu?: {
+    features: string[]; kernel: string; hardwareThreads: number; threads: number;
+    /** The BF16 kernels of --precision bf16, best first (empty: unavailable, bf16Unavailable says why). */
+    bf16Kernels: string[]; bf16Unavailable: string;
+  };
   /** The CUDA backend: whether it is usable, why not, and the devices found. */
   cuda: {
     usable: boolean;
@@ -46,7 +50,10 @@ export function doctorReport(): DoctorReport {
     const build = binding.buildInfo();
     const cpu = binding.cpuInfo();
     report.addon = { loaded: true, version: build.version, path: bindingPath(), backends: build.backends };
-    report.cpu = { features: cpu.features, kernel: cpu.kernel, hardwareThreads: cpu.hardwareThreads, threads: cpu.hardwareThreads };
+    report.cpu = {
+      features: cpu.features, kernel: cpu.kernel, hardwareThreads: cpu.hardwareThreads, threads: cpu.hardwareThreads,
+      bf16Kernels: cpu.bf16Kernels ?? [], bf16Unavailable: cpu.bf16Unavailable ?? 'the loaded addon predates the BF16 kernels',
+    };
     // Probed in a child process (lib/engine/device.ts): a broken driver must not crash doctor.
     const c = probeCuda();
     report.cuda = {
@@ -90,6 +97,7 @@ Options:
       ];
       if (r.cpu) {
         lines.push(`cpu        ${r.cpu.features.join(' ') || '(no AVX2/FMA)'}; kernel ${r.cpu.kernel}`);
+        lines.push(`bf16       ${r.cpu.bf16Kernels.length > 0 ? `${r.cpu.bf16Kernels.join(', ')} (--precision bf16 available)` : `unavailable: ${r.cpu.bf16Unavailable}`}`);
         lines.push(`threads    ${r.cpu.threads} of ${r.cpu.hardwareThreads}`);
       }
       lines.push(`cuda       ${r.cuda.usable ? `usable: ${(r.cuda.devices ?? []).map((d) => `${d.name} (sm_${d.computeCapability.replace('.', '')})`).join(', ')}` : `not usable: ${r.cuda.reason}`}`);

@@ -1,0 +1,71 @@
+// The CPU GEMM of fast mode (--precision bf16): Y[M, N] (+)= X[M, K] * W^T with both inputs
+// rounded to BF16 (round to nearest even) and products accumulated in FP32, as the CUDA backend's
+// tensor-core path does. W is converted to BF16 once, while it is packed; X is converted once per
+// call. Two micro-kernels, chosen at run time: Intel AMX tiles (TDPBF16PS, gemm_bf16_amx.cc) where
+// the CPU has AMX-BF16 and Linux grants the tile state, else AVX512-BF16 (VDPBF16PS,
+// gemm_bf16_avx512.cc; Zen 4/5, Cooper Lake and later Xeons). Without either, fast mode is not
+// offered (bf16Unavailable() says why): there is no slow emulation to fall back to silently.
+//
+// Determinism: each output element is computed by one thread, over fixed K slices taken in order
+// (f32 partial sums kept exactly between slices), an order that does not depend on the partition,
+// so results are bit-identical for any thread count (for a given kernel; AMX and AVX512-BF16 may
+// differ in the last bits).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "cpu/gemm.h"
+
+namespace shortgpt {
+
+enum class Bf16Kernel { Auto, Amx, Avx512Bf16 };
+
+// Which BF16 kernels this CPU (and OS) can run: "amx-bf16", "avx512-bf16" (best first).
+// SHORTGPT_NO_BF16=1 (read per call) hides them all, to test the unavailable path.
+std::vector<std::string> bf16KernelsAvailable();
+// Empty when a BF16 kernel is available, else why not (for ERR_PRECISION_UNAVAILABLE).
+std::string bf16Unavailable();
+// The kernel Auto resolves to: "amx-bf16", "avx512-bf16" or "" (none). SHORTGPT_NO_AMX=1 makes
+// Auto pick AVX512-BF16 where the CPU has both (to measure the kernel AMD CPUs run).
+const char* bf16KernelName();
+// Whether `kernel` can run here (Auto: whether any can).
+bool bf16KernelAvailable(Bf16Kernel kernel);
+
+// Round-to-nearest-even f32 -> bf16, NaN kept a (quiet) NaN; the scalar reference of the packers.
+inline uint16_t f32ToBf16(float f) {
+  uint32_t u;
+  __builtin_memcpy(&u, &f, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// A weight [N, K] packed for the BF16 kernels: panels of 16 output columns; within a panel, K
+// (zero-padded to a multiple of 32) in pairs: element (k, c) at [(k / 2) * 32 + c * 2 + k % 2].
+// This is the "VNNI" layout both TDPBF16PS (a B tile row is 16 columns x 2 k) and VDPBF16PS (a
+// zmm holds 16 columns x 2 k) read directly.
+class PackedWeightBf16 {
+ public:
+  int64_t rows() const { return n_; }
+  int64_t cols() const { return k_; }
+  int64_t paddedCols() const { return kp_; }
+  bool empty() const { return n_ == 0; }
+  size_t bytes() const { return data_.size() * sizeof(uint16_t); }
+  // As PackedWeight::pack / repack (gemm.h); the source rows arrive in f32 and are rounded here.
+  static PackedWeightBf16 pack(const void* src, DType dtype, int64_t n, int64_t k, ThreadPool& pool);
+  void repack(int64_t n, int64_t k, const PackedWeight::RowSource& source, ThreadPool& pool);
+  const uint16_t* data() const { return data_.data(); }
+
+ private:
+  int64_t n_ = 0, k_ = 0, kp_ = 0;
+  std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> data_;
+};
+
+// Throws std::runtime_error when `kernel` cannot run here (callers check bf16KernelAvailable).
+void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate, ThreadPool& pool,
+              Bf16Kernel kernel = Bf16Kernel::Auto);
+
+}  // namespace shortgpt

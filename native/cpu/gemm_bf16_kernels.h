@@ -1,0 +1,33 @@
+// The contract between the BF16 GEMM driver (gemm_bf16.cc) and its micro-kernels. Internal.
+//
+// A kernel computes C[32 x 32] (+)= A[32 x kc] * B, where
+//   A is 32 rows of bf16 activations, row stride lda elements (kc, a multiple of 32; the matrix's
+//     K is zero-padded to one),
+//   B is two packed panels' slices (b0, b1: 16 columns each, the pair layout of gemm_bf16.h, kc / 2
+//     rows of 32 bf16 each),
+//   C is f32, row stride 32 (columns 0..15 from b0, 16..31 from b1), overwritten (add == false) or
+//     accumulated into (add == true); the driver copies its valid part into Y at the end.
+// The driver walks K in fixed slices, in order, so an element's value never depends on the tile.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace shortgpt {
+
+constexpr int kBf16Rows = 32;  // rows of A per kernel call (two AMX A tiles; four 8-row AVX-512 strips)
+constexpr int kBf16Cols = 32;  // columns per kernel call: two 16-column panels
+
+#if defined(SHORTGPT_X86)
+// Asks Linux for the AMX tile-data state (arch_prctl ARCH_REQ_XCOMP_PERM); "" on success, else why not.
+std::string amxRequestPermission();
+void gemmBf16KernelAmx(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b0, const uint16_t* b1, float* c,
+                       bool add);
+void gemmBf16KernelAvx512(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b0, const uint16_t* b1, float* c,
+                          bool add);
+// rows x k f32 (row stride ldx) -> rows x kp bf16 (row stride kp, zeros past k), round to nearest even.
+void convertRowsToBf16Avx512(const float* x, int64_t ldx, int64_t rows, int64_t k, int64_t kp, uint16_t* out);
+// 16 rows x kp bf16 (row stride kp) -> one packed panel (pair layout, 64-byte aligned); kp / 2 < 2^31 / 16.
+void interleavePairsAvx512(const uint16_t* rows, int64_t kp, uint16_t* panel);
+#endif
+
+}  // namespace shortgpt
