@@ -93,7 +93,7 @@ export async function evalData(command: string, ckpt: Checkpoint, parsed: Parsed
     const data = await loadWindows(ckpt, listOption(parsed, 'data') as string[], dataOptions(command, parsed, io), 'data', job.onTokenize);
     job.loaded(data.batches);
     const description = describeCalibration(data.summary);
-    const warnings = data.summary.tokenLimit !== undefined ? [tokenLimitMessage(data.summary.tokenLimit).replace(/^calibration data/, 'data')] : [];
+    const warnings = data.summary.tokenLimit !== undefined ? [tokenLimitMessage(data.summary.tokenLimit, 'data')] : [];
     progress.note([`data: ${description}`, ...warnings.map((w) => `warning: ${w}`)].join('\n'));
     return { result: await perplexityBatches(ckpt, data.batches, 'eval', { engine, skipLayers, onProgress: job.onProgress }), description, sources: data.sources, warnings };
   } finally {

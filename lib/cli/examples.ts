@@ -7,6 +7,7 @@
  */
 import * as path from 'node:path';
 import { packageRoot } from '../engine/binding';
+import { shellWord } from '../util/shell';
 
 /** The bundled real model (stories260k, 5 layers) and TinyStories validation text. */
 export const BUNDLED_MODEL = path.join(packageRoot, 'assets', 'stories260k');
@@ -19,10 +20,7 @@ export interface Example {
   command: string;
 }
 
-/** A word as a POSIX shell reads it back: bare when safe, else single-quoted. */
-export function shellWord(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
+export { shellWord };
 
 /** `p` as typed from `cwd`: relative when it lies inside it, else absolute; shell-quoted. */
 export function shownPath(p: string, cwd: string = process.cwd()): string {

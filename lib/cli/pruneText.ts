@@ -24,7 +24,7 @@ export function planLines(plan: PrunePlan, source: string): string[] {
     `parameters: ${int(plan.parameters.before)} -> ${int(plan.parameters.after)} (${int(plan.parameters.saved)} saved, ${pct(plan.parameters.saved, plan.parameters.before)})`,
     `bytes: ${bytes(plan.bytes.before)} -> ${bytes(plan.bytes.after)} (${bytes(plan.bytes.saved)} saved)`,
     `mergekit layer_range slices: ${plan.mergekit.map((s) => `[${s.layer_range[0]}, ${s.layer_range[1]}]`).join(', ')}`,
-    ...mergekitYaml(source, plan.mergekit).split('\n').map((l) => `    ${l}`),
+    ...mergekitYaml(source, plan.mergekit, { dtype: plan.mergekitDtype }).split('\n').map((l) => `    ${l}`),
     `llama.cpp: llama-quantize --prune-layers ${plan.llamaCppPruneLayers.join(',')}`,
   ];
 }

@@ -19,6 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ShortGptError, UsageError } from '../errors';
+import { printable } from '../util/printable';
 import { FILE_LIMITS, readFileLimited, statRegular } from '../util/readLimited';
 import { ACCEPTED_DATA_KINDS, dataKindOf, TEXT_EXTENSIONS, unknownKindError } from './dataKinds';
 import { DEFAULT_TEXT_FIELD, type CalibrationDocument, type SourceOptions } from './documents';
@@ -72,7 +73,8 @@ function listFolder(dir: string, opts: SourceOptions): { files: string[]; skippe
 }
 
 function skippedNote(dir: string, skipped: readonly string[], opts: SourceOptions): string {
-  const shown = skipped.slice(0, 5).map((p) => path.relative(dir, p)).join(', ');
+  // Names from the folder reach the terminal: escaped.
+  const shown = skipped.slice(0, 5).map((p) => printable(path.relative(dir, p))).join(', ');
   const more = skipped.length > 5 ? ` and ${skipped.length - 5} more` : '';
   const bin = !opts.tokenDtype && skipped.some((p) => path.extname(p).toLowerCase() === '.bin') ? ' (.bin token streams need --token-dtype)' : '';
   return `folder ${dir}: skipped ${skipped.length} file${skipped.length === 1 ? '' : 's'} that ${skipped.length === 1 ? 'is' : 'are'} not data: ${shown}${more}${bin}`;
@@ -178,7 +180,7 @@ export async function* readCalibrationUnits(sources: readonly string[], opts: Re
     if (stat.isDirectory()) {
       const { files, skipped } = listFolder(source, opts);
       if (files.length === 0) {
-        const other = skipped.length ? `; it holds ${skipped.length} other file${skipped.length === 1 ? '' : 's'}, e.g. ${path.relative(source, skipped[0]!)}` : '';
+        const other = skipped.length ? `; it holds ${skipped.length} other file${skipped.length === 1 ? '' : 's'}, e.g. ${printable(path.relative(source, skipped[0]!))}` : '';
         throw new ShortGptError('ERR_DATA_EMPTY', `calibration folder ${source} holds no .txt, .md, .text, .jsonl, .json or .parquet files${opts.tokenDtype ? ' (or .bin)' : ''}${other}. ${ACCEPTED_DATA_KINDS}`);
       }
       if (skipped.length > 0) opts.onNote?.(skippedNote(source, skipped, opts));

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { NativeBinding } from '../../binding';
 import { ShortGptError } from '../errors';
+import { shellWord } from '../util/shell';
 
 /** The package root: dist/lib/engine -> ../../.. ; lib/engine (ts sources under jest) -> ../.. */
 export const packageRoot: string = (() => {
@@ -19,11 +20,6 @@ let cachedPath: string | undefined;
 /** Where the loaded addon came from (a prebuilt binary or a source build). */
 export function bindingPath(): string | undefined {
   return cachedPath;
-}
-
-/** A path as a POSIX shell word: quoted only when it needs to be. */
-function shellWord(p: string): string {
-  return /^[\w@%+=:,./-]+$/.test(p) ? p : `'${p.replace(/'/g, `'\\''`)}'`;
 }
 
 /**

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ShortGptError } from '../errors';
+import { isWithin } from '../util/pathWithin';
 import { fsyncDir, outputError, renameOut, writeFileDurable } from './durable';
 import { journalPathOf, tempName, type SwapJournal } from './outputRecovery';
 
@@ -32,11 +33,6 @@ function realPathOfMaybeMissing(p: string): string {
       existing = parent;
     }
   }
-}
-
-function isWithin(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
 }
 
 /**
@@ -100,13 +96,15 @@ export async function withAtomicOutput<T>(outDir: string, vacancy: OutputVacancy
     throw outputError(e, 'creating the temporary directory', tempDir);
   }
   liveTempDirs.add(tempDir);
+  const swap = { keepTemp: false };
   try {
     const result = await body(tempDir);
     await fsyncTree(tempDir);
-    await commit(tempDir, outDir, vacancy);
+    await commit(tempDir, outDir, vacancy, swap);
     return result;
   } catch (e) {
-    await removeTree(tempDir);
+    // A swap stuck half-way keeps the new copy: the journal names it for the next run.
+    if (!swap.keepTemp) await removeTree(tempDir);
     throw e;
   } finally {
     liveTempDirs.delete(tempDir);
@@ -119,7 +117,7 @@ export async function withAtomicOutput<T>(outDir: string, vacancy: OutputVacancy
  * the old copy is deleted only once the new one is in place. Every rename is followed by an
  * fsync of the parent, so the order survives a crash too.
  */
-async function commit(tempDir: string, outDir: string, vacancy: OutputVacancy): Promise<void> {
+async function commit(tempDir: string, outDir: string, vacancy: OutputVacancy, swap: { keepTemp: boolean }): Promise<void> {
   const parent = path.dirname(outDir);
   if (vacancy === 'replace') {
     const old = tempName(outDir, 'old');
@@ -143,7 +141,20 @@ async function commit(tempDir: string, outDir: string, vacancy: OutputVacancy): 
     try {
       await renameOut(tempDir, outDir);
     } catch (e) {
-      await fsp.rename(old, outDir).catch(() => undefined);
+      try {
+        await renameOut(old, outDir);
+      } catch (restoreError) {
+        // Neither copy is at OUT: both stay, with the journal that names them, so the next run
+        // to this OUT finishes the replacement (lib/prune/outputRecovery.ts); nothing is deleted.
+        swap.keepTemp = true;
+        const first = e instanceof Error ? e.message : String(e);
+        throw new ShortGptError(
+          (e as { code?: string }).code ?? 'ERR_OUTPUT_IO',
+          `${first}; putting the previous copy back failed too (${(restoreError as Error).message}): the previous ${outDir} is at ${old} and the new one at ${tempDir}; ` +
+            `the next run to this --out finishes the replacement from the journal ${journal}`,
+          { cause: e },
+        );
+      }
       await fsp.rm(journal, { force: true });
       throw e;
     }

@@ -59,9 +59,9 @@ export function calibrationWarnings(summary: CalibrationSummary): string[] {
   ];
 }
 
-/** The note when reading stopped at --max-calib-tokens (stderr, report warnings). */
-export function tokenLimitMessage(limit: number): string {
-  return `calibration data reached the --max-calib-tokens limit of ${formatCount(limit)} tokens: the rest was not read (raise the limit to use more)`;
+/** The note when reading stopped at --max-calib-tokens (stderr, report warnings); `noun` names the data ("--eval data"). */
+export function tokenLimitMessage(limit: number, noun = 'calibration data'): string {
+  return `${noun} reached the --max-calib-tokens limit of ${formatCount(limit)} tokens: the rest was not read (raise the limit to use more)`;
 }
 
 /** Calibration data loaded for a model: the sources, the windows, their summary and the batches. */

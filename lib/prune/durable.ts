@@ -15,12 +15,16 @@ const NOT_WRITABLE = new Set(['EROFS', 'EACCES', 'EPERM']);
 /**
  * A ShortGptError for a failed output operation `what` on `file`: ERR_OUTPUT_NO_SPACE for a full
  * disk or quota, ERR_OUTPUT_NOT_WRITABLE for a read-only or forbidden place, else ERR_OUTPUT_IO.
- * ShortGptErrors pass through unchanged.
+ * `op` 'read' is for reading our own files beside OUT (the lock, the journal): a forbidden read
+ * is then said as one (ERR_OUTPUT_IO), not as a write. ShortGptErrors pass through unchanged.
  */
-export function outputError(e: unknown, what: string, file: string): Error {
+export function outputError(e: unknown, what: string, file: string, op: 'read' | 'write' = 'write'): Error {
   if (e instanceof ShortGptError) return e;
   const code = (e as { code?: unknown }).code;
   const reason = e instanceof Error ? e.message : String(e);
+  if (op === 'read') {
+    return new ShortGptError('ERR_OUTPUT_IO', `cannot read ${file} (${what}): ${reason}; check its permissions or choose another --out`, { cause: e });
+  }
   if (typeof code === 'string' && NO_SPACE.has(code)) {
     return new ShortGptError('ERR_OUTPUT_NO_SPACE', `no space left ${what} ${file} (${code}); free some space on that filesystem or choose another --out`, { cause: e });
   }

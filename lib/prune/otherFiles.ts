@@ -17,6 +17,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { ShortGptError } from '../errors';
+import { isWithin } from '../util/pathWithin';
+import { fileKind } from '../util/readLimited';
 import { closeQuietly, fsyncOut, openOut, writeAllAt } from './durable';
 
 export interface OtherFiles {
@@ -33,19 +35,6 @@ export interface OtherFiles {
 /** Other serialisations of the same weights (all layers included). */
 const STALE_WEIGHTS = /(\.safetensors|\.safetensors\.index\.json|\.bin\.index\.json|\.pth|\.pt|\.gguf|\.h5|\.msgpack|\.ckpt)$|^pytorch_model.*\.bin$/;
 
-function isWithin(child: string, parent: string): boolean {
-  const rel = path.relative(parent, child);
-  return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-}
-
-function kindOf(st: fs.Stats): string {
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
-  if (st.isDirectory()) return 'a directory';
-  return 'not a regular file';
-}
-
 /**
  * Where symlink targets may lie: the model folder, or for a hub cache snapshot
  * (`models--org--name/snapshots/<commit>`) the whole `models--org--name` folder (its blobs/).
@@ -60,6 +49,17 @@ export function linkBoundaries(srcDir: string): string[] {
     if (path.basename(snapshots) === 'snapshots' && path.basename(repo).startsWith('models--')) roots.push(fs.realpathSync(repo));
   }
   return [...new Set(roots)];
+}
+
+/**
+ * Where `rel` (a file of the model folder the rewrite reads itself, such as README.md) really is,
+ * when that lies outside {@link linkBoundaries}: a link out of the folder is not followed, as
+ * listOtherFiles would not copy it. Undefined when it is inside, or does not exist.
+ */
+export async function linkedOutside(srcDir: string, rel: string): Promise<string | undefined> {
+  const target = await fsp.realpath(path.join(srcDir, rel)).catch(() => null);
+  if (target === null) return undefined;
+  return linkBoundaries(srcDir).some((r) => isWithin(target, r)) ? undefined : target;
 }
 
 /**
@@ -118,7 +118,7 @@ export async function listOtherFiles(srcDir: string, exclude: ReadonlySet<string
         // and would make a later download into OUT believe the old weights are in place.
         else if (relPath === '.cache') skipped.push({ path: relPath, reason: 'download cache records of the source files' });
         else await walk(relPath);
-      } else if (!st.isFile()) skipped.push({ path: relPath, reason: `${kindOf(st)}, not a regular file` });
+      } else if (!st.isFile()) skipped.push({ path: relPath, reason: `${fileKind(st)}, not a regular file` });
       else if (STALE_WEIGHTS.test(name)) skipped.push({ path: relPath, reason: 'weights outside the rewritten checkpoint (would still hold the removed layers)' });
       else {
         copy.push(relPath);

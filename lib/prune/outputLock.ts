@@ -16,6 +16,10 @@ import { ShortGptError } from '../errors';
 import { outputError } from './durable';
 import { currentProcess, isRunning, type ProcessIdentity } from './processIdentity';
 import { recoverOutput } from './outputRecovery';
+import { readTextLimitedSync } from '../util/readLimited';
+
+/** A lock holds one line of JSON (pid, start time, host, time): far below this. */
+const LOCK_LIMIT = 64 * 1024;
 
 export interface OutputLock {
   outDir: string;
@@ -38,10 +42,12 @@ interface LockContent extends ProcessIdentity {
 function readLock(file: string): { text: string; holder: LockContent | null } | null {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    // A FIFO put at the lock's name would block a plain read forever (a signal cannot stop a
+    // main thread blocked in open()); only a small regular file is read.
+    text = readTextLimitedSync(file, 'output lock file', LOCK_LIMIT);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw outputError(e, 'reading the lock', file);
+    throw outputError(e, 'reading the lock', file, 'read');
   }
   try {
     const v = JSON.parse(text) as LockContent;
@@ -145,6 +151,14 @@ export async function acquireOutputLock(outDir: string): Promise<OutputLock> {
       if (linkInPlace(lockPath, content)) break;
       const found = readLock(lockPath);
       if (found === null) continue; // released meanwhile
+      if (found.holder !== null && found.holder.host !== me.host) {
+        // Another host's lock (a shared filesystem): whether that run still goes cannot be told from here.
+        throw new ShortGptError(
+          'ERR_OUTPUT_LOCKED',
+          `output ${outDir} is locked by a shortgpt-native run on host ${found.holder.host} (pid ${found.holder.pid}, since ${found.holder.createdAt}); this host cannot tell whether it is still running: ` +
+            `wait for it or choose another --out (if no such run exists, remove the lock file ${lockPath})`,
+        );
+      }
       if (found.holder !== null && isRunning(found.holder)) {
         throw new ShortGptError(
           'ERR_OUTPUT_LOCKED',

@@ -20,6 +20,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fsyncDir, outputError, renameOut } from './durable';
 import { currentProcess, isRunning } from './processIdentity';
+import { readTextLimitedSync } from '../util/readLimited';
+
+/** A journal holds two base names as one line of JSON: far below this. */
+const JOURNAL_LIMIT = 64 * 1024;
 
 export type TempKind = 'tmp' | 'old';
 
@@ -59,10 +63,11 @@ function removeTree(p: string): void {
 function readJournal(file: string): SwapJournal | null | undefined {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    // Only a small regular file is read: a FIFO at the journal's name would block forever.
+    text = readTextLimitedSync(file, 'swap journal', JOURNAL_LIMIT);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw outputError(e, 'reading the swap journal', file);
+    throw outputError(e, 'reading the swap journal', file, 'read');
   }
   try {
     const j = JSON.parse(text) as SwapJournal;
@@ -115,7 +120,7 @@ export async function recoverOutput(outDir: string): Promise<string[]> {
   try {
     entries = fs.readdirSync(parent).sort();
   } catch (e) {
-    throw outputError(e, 'listing', parent);
+    throw outputError(e, 'listing', parent, 'read');
   }
   // Legacy first: an old-format --force killed between its renames left OUT absent and the old
   // copy at .old-*/previous, with no way to know whether the .tmp was complete: restore the old.
@@ -141,7 +146,10 @@ export async function recoverOutput(outDir: string): Promise<string[]> {
     if (owner.pid === me.pid && owner.startTime === me.startTime) continue;
     const p = path.join(parent, name);
     if (isRunning(owner)) {
-      notes.push(`left ${p} alone: process ${owner.pid} that made it is still running`);
+      // A legacy name records no start time: a live pid there may be a reuse, which cannot be told.
+      notes.push(owner.startTime === 0
+        ? `left ${p} alone: a process with its maker's pid ${owner.pid} is running (the name records no start time, so it may be another process); remove it by hand if no run is writing ${outDir}`
+        : `left ${p} alone: process ${owner.pid} that made it is still running`);
       continue;
     }
     removeTree(p);

@@ -16,6 +16,7 @@ import { resolveDevice } from '../engine/device';
 import { checkEngineOptions, engineOptionsOf, type EngineOptions } from '../engine/engineOptions';
 import { ShortGptError } from '../errors';
 import { buildReport, toMetricScores } from '../report/buildReport';
+import { checkpointMergekitDtype } from '../report/cuts';
 import { reportFiles } from '../report/files';
 import type { Metric, PruneReport, Strategy } from '../report/types';
 import type { TokenizeProgress } from '../data/sources';
@@ -23,7 +24,7 @@ import { describeCalibration } from '../data/windows';
 import { plural } from '../util/format';
 import type { LayerScore } from '../scoring/scoreLayers';
 import { checkOutputPlacement, checkOutputVacancy } from './atomicOutput';
-import { calibrationWarnings, loadWindows, type CalibrationOptions, type LoadedWindows } from './calibration';
+import { calibrationWarnings, loadWindows, tokenLimitMessage, type CalibrationOptions, type LoadedWindows } from './calibration';
 import { parseMetric, parseStrategy, resolveRequest, type RemovalRequest } from './choose';
 import { estimateTokens, JobTracker, jobPriors, prunePhases, revisePlan, tokenizeReporter, trackJob, type PruneJobShape } from './jobProgress';
 import { acquireOutputLock, type OutputLock } from './outputLock';
@@ -89,6 +90,8 @@ export interface PrunePlan {
   bytes: { before: number; after: number; saved: number };
   /** mergekit passthrough `slices`, each `layer_range: [start, end)`. */
   mergekit: Array<{ layer_range: [number, number] }>;
+  /** mergekit's `dtype:` (as in mergekit.yaml); absent when the source's dtypes are mixed. */
+  mergekitDtype?: string;
   /** llama.cpp `llama-quantize --prune-layers` indices. */
   llamaCppPruneLayers: number[];
 }
@@ -285,6 +288,9 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
     ? await loadWindows(ckpt, options.eval, { ...options, samples: undefined, seed: undefined, ...options.evalOptions }, '--eval data', onTokenize('tokenize-eval'))
     : undefined;
   if (held) revisePlan(tracker, prunePhases(job, calibTokens, tokenTotal(held.batches)));
+  // Held-out data cut short is evaluated on its start only: said, as eval --data says it.
+  const evalWarnings = held?.summary.tokenLimit !== undefined ? [tokenLimitMessage(held.summary.tokenLimit, '--eval data')] : [];
+  for (const w of evalWarnings) note(`warning: ${w}`);
   timings.load = seconds(t);
 
   t = process.hrtime.bigint();
@@ -329,6 +335,7 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
       numLayers: ckpt.config.numHiddenLayers,
       parameters: { before: size.parameters.before, after: size.parameters.after },
       bytes: { before: size.bytes.before, after: size.bytes.after },
+      mergekitDtype: checkpointMergekitDtype(ckpt),
     },
     metric,
     strategy: strategyName,
@@ -339,7 +346,7 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
     iterations: chosen.iterations,
     block: chosen.block,
     calibration: { sources: calib.sources, summary: calib.summary, warnings: calibWarnings },
-    perplexity: ppl && held ? { data: held.sources, predictions: ppl.before.predictions, before: ppl.before.perplexity, after: ppl.after.perplexity } : undefined,
+    perplexity: ppl && held ? { data: held.sources, predictions: ppl.before.predictions, before: ppl.before.perplexity, after: ppl.after.perplexity, warnings: evalWarnings } : undefined,
     timings,
     versions: addonVersions(),
     dryRun,
@@ -351,6 +358,7 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
     numLayersAfter: report.model.numLayersAfter,
     ...size,
     mergekit: report.cut.mergekit,
+    mergekitDtype: report.cut.mergekitDtype,
     llamaCppPruneLayers: report.cut.llamaCppPruneLayers,
   };
 

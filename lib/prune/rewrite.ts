@@ -15,7 +15,7 @@ import { INDEX_FILE } from '../checkpoint/shardIndex';
 import type { Checkpoint, SafetensorsFile } from '../checkpoint/types';
 import { ShortGptError } from '../errors';
 import { FILE_LIMITS, readTextLimited } from '../util/readLimited';
-import { MERGEKIT_YAML, mergekitDtype, mergekitFile } from '../report/cuts';
+import { checkpointMergekitDtype, MERGEKIT_YAML, mergekitFile } from '../report/cuts';
 import { MODEL_CARD, renderModelCard } from '../report/modelCard';
 import type { PruneReport } from '../report/types';
 import { packageVersion } from '../version';
@@ -27,7 +27,8 @@ import { closeQuietly, fsyncOut, openOut, outputError, writeAllAt, writeFileDura
 import { acquireOutputLock, type OutputLock } from './outputLock';
 import { checkOutputSpace } from './outputSpace';
 import { planLayerRemoval, type LayerPlan } from './layerPlan';
-import { copyOtherFile, listOtherFiles } from './otherFiles';
+import { copyOtherFile, linkedOutside, listOtherFiles } from './otherFiles';
+import { printable } from '../util/printable';
 import { planOutputLayout, type OutputFile, type OutputLayout } from './outputLayout';
 import { layerMappingRecord, PROVENANCE_FILE, safetensorsMetadata, type Provenance } from './provenance';
 
@@ -183,14 +184,16 @@ export async function rewriteHoldingLock(ckpt: Checkpoint, outDir: string, optio
   // The source's README.md and mergekit.yaml describe the source; ours replace them.
   const weightFiles = new Set([...ckpt.files.map((f) => path.relative(ckpt.dir, f.file).split(path.sep).join('/')), ...ours, ...extraNames, MERGEKIT_YAML, MODEL_CARD]);
   const others = await listOtherFiles(ckpt.dir, weightFiles);
-  for (const s of others.skipped) options.onNote?.(`${path.join(ckpt.dir, s.path)}: not copied: ${s.reason}`);
+  // Names from the model folder are escaped: they reach the terminal.
+  const sourceNotes = others.skipped.map((s) => printable(`${path.join(ckpt.dir, s.path)}: not copied: ${s.reason}`));
+  for (const n of sourceNotes) options.onNote?.(n);
   const vacancy = await checkOutputVacancy(outAbs, options.force === true);
   const signal = options.signal;
   if (signal?.aborted) throw abortedError(signal);
 
-  const previousProvenance = await readJsonIfPresent(path.join(ckpt.dir, PROVENANCE_FILE));
+  const previousProvenance = await readJsonIfPresent(ckpt.dir, PROVENANCE_FILE, sourceNotes, options);
   const sourceConfigText = await readTextLimited(path.join(ckpt.dir, CONFIG_FILE), 'model config', FILE_LIMITS.smallJson);
-  const about = await aboutTheCut(ckpt, plan, layout, options, [...extraNames]);
+  const about = await aboutTheCut(ckpt, plan, layout, options, [...extraNames], sourceNotes);
   const headers = layout.files.map((out) => encodeSafetensorsHeader(
     out.tensors.map((t) => ({ name: t.name, dtype: t.source.dtype, shape: t.source.shape, byteLength: t.source.byteLength })),
     safetensorsMetadata(out.sourceMetadata, plan, extra),
@@ -275,21 +278,23 @@ export async function rewriteHoldingLock(ckpt: Checkpoint, outDir: string, optio
     extraFiles: extraFiles.map(([name]) => name),
     generatedFiles: generated,
     skippedFiles: others.skipped,
-    warnings: [...ckpt.warnings, ...others.skipped.map((s) => `${path.join(ckpt.dir, s.path)}: not copied: ${s.reason}`)],
+    warnings: [...ckpt.warnings, ...sourceNotes],
   };
 }
 
 /** mergekit.yaml and README.md for the output: the same cut in mergekit's terms, and the model card. */
-async function aboutTheCut(ckpt: Checkpoint, plan: LayerPlan, layout: OutputLayout, options: RewriteOptions, extraNames: string[]): Promise<Record<string, string>> {
+async function aboutTheCut(ckpt: Checkpoint, plan: LayerPlan, layout: OutputLayout, options: RewriteOptions, extraNames: string[], notes: string[]): Promise<Record<string, string>> {
   const tool = `shortgpt-native ${packageVersion}`;
   let card: string | null = null;
-  try {
-    card = await readTextLimited(path.join(ckpt.dir, MODEL_CARD), 'model card', FILE_LIMITS.modelCard);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    // A README.md that is a directory, device or FIFO is no card (and is not opened: a FIFO would hang).
-    if (code === 'ERR_FILE_TOO_LARGE') throw e;
-    if (code !== 'ENOENT' && code !== 'EISDIR' && code !== 'ERR_NOT_REGULAR_FILE') throw new ShortGptError('ERR_SOURCE_IO', `cannot read the model card ${path.join(ckpt.dir, MODEL_CARD)}: ${(e as Error).message}`);
+  if (await insideModelFolder(ckpt.dir, MODEL_CARD, 'a new model card was written instead', notes, options)) {
+    try {
+      card = await readTextLimited(path.join(ckpt.dir, MODEL_CARD), 'model card', FILE_LIMITS.modelCard);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // A README.md that is a directory, device or FIFO is no card (and is not opened: a FIFO would hang).
+      if (code === 'ERR_FILE_TOO_LARGE') throw e;
+      if (code !== 'ENOENT' && code !== 'EISDIR' && code !== 'ERR_NOT_REGULAR_FILE') throw new ShortGptError('ERR_SOURCE_IO', `cannot read the model card ${path.join(ckpt.dir, MODEL_CARD)}: ${(e as Error).message}`);
+    }
   }
   const count = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
   let before = 0;
@@ -297,7 +302,7 @@ async function aboutTheCut(ckpt: Checkpoint, plan: LayerPlan, layout: OutputLayo
   let after = 0;
   for (const f of layout.files) for (const t of f.tensors) after += count(t.source.shape);
   return {
-    [MERGEKIT_YAML]: mergekitFile(ckpt.dir, plan.sourceLayers, plan.removed, { dtype: mergekitDtype([...ckpt.tensors.values()].map((t) => t.dtype)), tool }),
+    [MERGEKIT_YAML]: mergekitFile(ckpt.dir, plan.sourceLayers, plan.removed, { dtype: checkpointMergekitDtype(ckpt), tool }),
     [MODEL_CARD]: renderModelCard(card, {
       source: ckpt.dir,
       architecture: ckpt.config.architecture,
@@ -405,10 +410,24 @@ async function writeText(file: string, text: string | Buffer): Promise<void> {
   await writeFileDurable(file, text);
 }
 
-async function readJsonIfPresent(file: string): Promise<unknown> {
+/**
+ * False (with a note) when `rel` in the model folder is a link out of it (the boundaries
+ * listOtherFiles keeps to): its content, from anywhere on the machine, would end up in OUT.
+ */
+async function insideModelFolder(dir: string, rel: string, instead: string, notes: string[], options: RewriteOptions): Promise<boolean> {
+  const target = await linkedOutside(dir, rel);
+  if (target === undefined) return true;
+  const note = printable(`${path.join(dir, rel)}: not read: a symlink to ${target}, outside the model folder; ${instead}`);
+  notes.push(note);
+  options.onNote?.(note);
+  return false;
+}
+
+async function readJsonIfPresent(dir: string, rel: string, notes: string[], options: RewriteOptions): Promise<unknown> {
   let text: string;
   try {
-    text = await readTextLimited(file, 'provenance file', FILE_LIMITS.smallJson);
+    if (!(await insideModelFolder(dir, rel, 'the provenance of the source is left out', notes, options))) return undefined;
+    text = await readTextLimited(path.join(dir, rel), 'provenance file', FILE_LIMITS.smallJson);
   } catch {
     return undefined;
   }

@@ -40,8 +40,9 @@ export function trapInterrupts(): InterruptTrap {
         /* exiting anyway; nothing more can be done */
       }
     }
-    // A --force swap cut short here is completed by the next run from its journal
-    // (lib/prune/outputRecovery.ts); the lock must not outlive us either way.
+    // The new copy was just deleted, so a --force swap cut short here is rolled back by the next
+    // run from its journal: the previous OUT is put back (lib/prune/outputRecovery.ts). The lock
+    // must not outlive us either way.
     for (const lock of liveLocks) {
       try {
         lock.release(true);

@@ -115,9 +115,13 @@ export function buildReport(input: ReportInput): PruneReport {
     iterations: input.iterations ?? null,
     block: input.block ?? null,
     calibration: { ...input.calibration.summary, sources: input.calibration.sources, description: describeCalibration(input.calibration.summary), warnings: input.calibration.warnings ?? [] },
-    perplexity: p ? { data: p.data, predictions: p.predictions, before: p.before, after: p.after, rise: p.after / p.before - 1 } : null,
+    perplexity: p ? { data: p.data, predictions: p.predictions, before: p.before, after: p.after, rise: p.after / p.before - 1, warnings: p.warnings ?? [] } : null,
     timings: input.timings ?? {},
     versions: { 'shortgpt-native': packageVersion, node: process.versions.node, ...input.versions },
-    cut: { mergekit: mergekitSlices(numLayers, removed), llamaCppPruneLayers: llamaCppPruneLayers(removed) },
+    cut: {
+      mergekit: mergekitSlices(numLayers, removed),
+      ...(input.model.mergekitDtype !== undefined ? { mergekitDtype: input.model.mergekitDtype } : {}),
+      llamaCppPruneLayers: llamaCppPruneLayers(removed),
+    },
   };
 }

@@ -56,6 +56,11 @@ export function mergekitDtype(dtypes: Iterable<string>): string | undefined {
   return MERGEKIT_DTYPES[[...floats][0]];
 }
 
+/** mergekitDtype of a checkpoint's tensors: the one `dtype:` mergekit.yaml, report.md and --dry-run all show. */
+export function checkpointMergekitDtype(ckpt: { tensors: ReadonlyMap<string, { dtype: string }> }): string | undefined {
+  return mergekitDtype([...ckpt.tensors.values()].map((t) => t.dtype));
+}
+
 /** A model path or hub id as a YAML scalar: plain where that is unambiguous, else double-quoted. */
 function yamlScalar(s: string): string {
   const plain = /^[\w./-]+$/.test(s) && !/^(true|false|yes|no|on|off|null|~|[-+]?[\d.]+(e[-+]?\d+)?)$/i.test(s) && !s.startsWith('-');

@@ -51,6 +51,7 @@ export function renderReportMarkdown(report: PruneReport, opts: { chartFile?: st
   if (report.perplexity) {
     const p = report.perplexity;
     out.push(`- **Perplexity** on ${p.data.map(code).join(', ')} (${int(p.predictions)} predictions): ${p.before.toFixed(3)} → ${p.after.toFixed(3)} (${pct(p.rise)})`);
+    out.push(...(p.warnings ?? []).map((w) => `- **Warning:** ${w}`));
   }
   if (m.parameters) out.push(`- **Parameters:** ${change(m.parameters.before, m.parameters.after, int)}`);
   if (m.bytes) out.push(`- **Size:** ${change(m.bytes.before, m.bytes.after, bytes)}`);
@@ -94,7 +95,7 @@ export function renderReportMarkdown(report: PruneReport, opts: { chartFile?: st
   out.push('## The same cut in other tools', '');
   if (removed.length) {
     const file = m.output === null ? '' : '; written beside the weights as `mergekit.yaml`: `mergekit-yaml mergekit.yaml OUTPUT_DIR` rebuilds this model';
-    out.push(`mergekit (\`merge_method: passthrough\`; \`layer_range\` is half-open, [start, end)${file}):`, '', '```yaml', mergekitYaml(m.source, report.cut.mergekit), '```', '');
+    out.push(`mergekit (\`merge_method: passthrough\`; \`layer_range\` is half-open, [start, end)${file}):`, '', '```yaml', mergekitYaml(m.source, report.cut.mergekit, { dtype: report.cut.mergekitDtype }), '```', '');
     out.push(
       `llama.cpp (GGUF): ${code(`llama-quantize --prune-layers ${report.cut.llamaCppPruneLayers.join(',')} model.gguf model-pruned.gguf TYPE`)}`,
       '',

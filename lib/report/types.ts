@@ -89,6 +89,8 @@ export interface PerplexityReport {
   after: number;
   /** after / before - 1 (0.25 = perplexity rose by 25%). */
   rise: number;
+  /** E.g. the data stopped at --max-calib-tokens, so only its start was evaluated. */
+  warnings?: string[];
 }
 
 /** mergekit passthrough slice: layers [start, end) of the source, half-open as mergekit reads it. */
@@ -113,6 +115,8 @@ export interface ReportInput {
     numLayers: number;
     parameters?: SizeChange;
     bytes?: SizeChange;
+    /** mergekit's `dtype:` for the source (lib/report/cuts.ts mergekitDtype); absent when mixed. */
+    mergekitDtype?: string;
   };
   metric: Metric;
   strategy: Strategy;
@@ -126,7 +130,7 @@ export interface ReportInput {
   block?: BlockChoice;
   /** `warnings`: e.g. too few windows to trust the ranking (lib/prune/calibration.ts). */
   calibration: { sources: string[]; summary: CalibrationSummary; warnings?: string[] };
-  perplexity?: { data: string[]; predictions: number; before: number; after: number };
+  perplexity?: { data: string[]; predictions: number; before: number; after: number; warnings?: string[] };
   /** Seconds per step, e.g. { load, score, choose, rewrite, eval, total }. */
   timings?: Record<string, number>;
   /** Extra versions (addon build, backend); package and Node versions are filled in. */
@@ -170,6 +174,8 @@ export interface PruneReport {
   /** The same cut for users of other tools. */
   cut: {
     mergekit: MergekitSlice[];
+    /** mergekit's `dtype:` (as in mergekit.yaml); absent when the source's dtypes are mixed. */
+    mergekitDtype?: string;
     /** `llama-quantize --prune-layers` indices (GGUF block numbers = source layer indices). */
     llamaCppPruneLayers: number[];
   };

@@ -93,7 +93,7 @@ describe('prune copies only regular files from the model folder', () => {
       'dangling.json': 'dangling symlink',
       loop: `symlink to a directory (${fs.realpathSync(model)}); symlinked directories are not followed`,
       passwd: `symlink to /etc/passwd, outside the model folder ${fs.realpathSync(model)}`,
-      pipe: 'a FIFO, not a regular file',
+      pipe: 'a FIFO (named pipe), not a regular file',
       'secret.txt': `symlink to ${fs.realpathSync(secret)}, outside the model folder ${fs.realpathSync(model)}`,
       'sub/back': `symlink to a directory (${fs.realpathSync(model)}); symlinked directories are not followed`,
       up: `symlink to a directory (${fs.realpathSync(root)}); symlinked directories are not followed`,

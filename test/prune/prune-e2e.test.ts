@@ -122,7 +122,7 @@ describe('prune --calib through the CLI', () => {
     const doc = JSON.parse(json.out()) as PruneReport;
     expect(doc.dryRun).toBe(true);
     expect(doc.removedLayers).toEqual([2]);
-    expect(doc.cut).toEqual({ mergekit: [{ layer_range: [0, 2] }, { layer_range: [3, 5] }], llamaCppPruneLayers: [2] });
+    expect(doc.cut).toEqual({ mergekit: [{ layer_range: [0, 2] }, { layer_range: [3, 5] }], mergekitDtype: 'float32', llamaCppPruneLayers: [2] });
     expect(fs.existsSync(out)).toBe(false);
   });
 });

@@ -15,6 +15,7 @@ import type { CliIO, Command } from '../command';
 import { checkDeviceOption } from '../engineOption';
 import { progressLine } from '../progress';
 import { formatBytes, plural } from '../../util/format';
+import { printable } from '../../util/printable';
 import { MODEL_OPTION_SPEC, modelOptionHelp, modelOptions } from '../modelOption';
 import { resolveModelLocation } from '../../checkpoint/modelLocation';
 import { CALIB_OPTION_HELP } from '../calibOptions';
@@ -76,10 +77,10 @@ ${modelOptionHelp(25)}
   -h, --help
 
 Engine:
-  --device D             auto (default), cpu or cuda; auto says on stderr which it chose and
-                         why; cuda where CUDA is not usable is an error, never the CPU instead
-                         (the precision on CUDA: shortgpt-native score --help)
+  --device D             auto (default), cpu or cuda; cuda where CUDA is not usable is an error,
+                         never the CPU (auto says on stderr which it chose and why)
   --threads N            CPU worker threads (default: all hardware threads)
+  --precision P          f32 (default) or bf16; both, and CUDA's: shortgpt-native score --help
 
 ${CALIB_OPTION_HELP}
 
@@ -131,31 +132,39 @@ export async function removeChosenLayers(ckpt: Checkpoint, layers: number[], out
     trap.dispose();
   }
   progress.clear();
-  io.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : describe(result));
+  io.stdout.write(opts.json ? `${JSON.stringify(result, null, 2)}\n` : describe(result, progress.noted));
   return 0;
 }
 
-function describe(r: RewriteResult): string {
+/** The summary on stdout; warnings already shown as notes on stderr (`noted`) are not repeated. */
+function describe(r: RewriteResult, noted: ReadonlySet<string>): string {
   const lines = [
     `pruned ${r.sourceDir} (${r.sourceLayers} layers) -> ${r.outDir} (${r.numHiddenLayers} layers)`,
     `removed layers (0-based): ${r.removedLayers.join(', ')}`,
     `layer mapping (old->new): ${formatMapping({ kept: r.keptLayers })}`,
     `weights: ${plural(r.files.length, 'file')}${r.sharded ? ' (sharded)' : ''}, ${plural(r.tensorsWritten, 'tensor')}, ${formatBytes(r.tensorBytes)}; ${plural(r.tensorsRemoved.length, 'tensor')} removed`,
     `config.json: num_hidden_layers ${r.sourceLayers} -> ${r.numHiddenLayers}${r.configFieldsSliced.length ? `; sliced ${r.configFieldsSliced.join(', ')}` : ''}${r.configFieldsAdjusted.length ? `; adjusted ${r.configFieldsAdjusted.join(', ')}` : ''}`,
-    `copied ${plural(r.copiedFiles.length, 'other file')}${r.copiedFiles.length ? `: ${r.copiedFiles.join(', ')}` : ''}`,
+    // File names come from the model folder: escaped for the terminal.
+    `copied ${plural(r.copiedFiles.length, 'other file')}${r.copiedFiles.length ? `: ${r.copiedFiles.map(printable).join(', ')}` : ''}`,
     `wrote ${r.generatedFiles.map((f) => (f === 'README.md' ? 'README.md (the model card, with what was removed on top)' : f === 'mergekit.yaml' ? 'mergekit.yaml (the same cut for mergekit-yaml)' : f)).join(', ')}`,
-    ...r.warnings.map((w) => `warning: ${w}`),
+    ...r.warnings.filter((w) => !noted.has(w)).map((w) => `warning: ${printable(w)}`),
   ];
   return `${lines.join('\n')}\n`;
 }
 
 /** The rewrite on the shared progress line (lib/cli/progress.ts): a terminal only, fitted to its width. */
-function progressPrinter(io: CliIO, layers: number, quiet: boolean): { update: (p: RewriteProgress) => void; clear: () => void; note: (message: string) => void } {
+function progressPrinter(io: CliIO, layers: number, quiet: boolean): { update: (p: RewriteProgress) => void; clear: () => void; note: (message: string) => void; noted: Set<string> } {
   const line = progressLine(io, quiet);
+  // What went to stderr as a note (nothing under --quiet), so the summary does not repeat it.
+  const noted = new Set<string>();
   return {
+    noted,
     update: (p) => line.update({ phase: 'rewrite', layer: -1, layers, windowsDone: 0, windowsTotal: 0, workDone: p.bytesDone, workTotal: p.bytesTotal }),
     clear: () => line.clear(),
-    note: (message) => line.note(message),
+    note: (message) => {
+      if (!quiet) noted.add(message);
+      line.note(message);
+    },
   };
 }
 

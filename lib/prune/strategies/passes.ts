@@ -134,13 +134,14 @@ export class WorkTracker {
 
 /**
  * The engine names a NaN/Inf position by its sequence within the session it ran, which is one
- * batch of windows: say which window of the whole pass that is.
+ * batch of windows: say which window of the whole pass that is. `batchNoun` names the data the
+ * batches came from ("calibration batch", "--eval data batch").
  */
-export function inWindowTerms(e: unknown, batches: readonly Batch[], b: number): unknown {
+export function inWindowTerms(e: unknown, batches: readonly Batch[], b: number, batchNoun = 'calibration batch'): unknown {
   if (!(e instanceof ShortGptError) || !e.code.startsWith('ERR_NONFINITE')) return e;
   let first = 0;
   for (let i = 0; i < b; i++) first += batches[i].length;
-  const batchNote = batches.length > 1 ? ` (sequence $1 of calibration batch ${b + 1} of ${batches.length})` : '';
+  const batchNote = batches.length > 1 ? ` (sequence $1 of ${batchNoun} ${b + 1} of ${batches.length})` : '';
   const message = e.message.replace(/\bsequence (\d+),/, (_all, s: string) => `window ${first + Number(s)}${batchNote.replace('$1', s)},`);
   return message === e.message ? e : new ShortGptError(e.code, message, { cause: e });
 }
@@ -232,6 +233,11 @@ export interface BatchedPerplexity {
   skipLayers: number[];
 }
 
+/** What the batches of a perplexity phase are called in errors: `eval --data`'s, or prune's --eval data. */
+export function perplexityBatchNoun(phase: string): string {
+  return phase.startsWith('eval-') ? '--eval data batch' : 'data batch';
+}
+
 /** Perplexity pooled over batches: exp(sum of NLL / predictions over all of them). */
 export async function perplexityBatches(ckpt: Checkpoint, batches: readonly Batch[], phase: string, opts: PassOptions & { skipLayers?: number[] }): Promise<BatchedPerplexity> {
   const skip = opts.skipLayers ?? [];
@@ -249,7 +255,7 @@ export async function perplexityBatches(ckpt: Checkpoint, batches: readonly Batc
       signal: opts.signal,
       onProgress: tracker.active ? (p) => tracker.callback(b, p.layer, run.indexOf(p.layer))?.(p.sequencesDone) : undefined,
     }).catch((e: unknown) => {
-      throw inWindowTerms(e, batches, b);
+      throw inWindowTerms(e, batches, b, perplexityBatchNoun(phase));
     });
     sumNll += r.meanNll * r.predictions;
     predictions += r.predictions;

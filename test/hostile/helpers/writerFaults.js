@@ -8,7 +8,8 @@
 //                          rename), WHEN being `before` or `after`;
 //   SGT_CORRUPT_HEADER=1   the header written at offset 0 of a .safetensors file says I32 where
 //                          it said F32 (same size, still a valid file), to trip the read-back;
-//   SGT_FREE_BYTES=N       statfs reports N bytes available.
+//   SGT_FREE_BYTES=N       statfs reports N bytes available;
+//   SGT_FAIL_RENAME=N[,M]  the N-th (and M-th ...) rename, callback or promise API, fails with EIO.
 // Only callback and promise APIs the product's writer uses are wrapped; they are patched before
 // the product's modules load, so its imports see the wrappers.
 const fs = require('node:fs');
@@ -19,6 +20,15 @@ const failAt = Number(process.env.SGT_FAIL_WRITE_AT || 0);
 const [killWhen, killOp, killN] = (process.env.SGT_KILL || '::').split(':');
 const corrupt = process.env.SGT_CORRUPT_HEADER === '1';
 const freeBytes = process.env.SGT_FREE_BYTES;
+const failRenames = (process.env.SGT_FAIL_RENAME || '').split(',').filter(Boolean).map(Number);
+let renames = 0;
+
+/** The error of the next rename when it is one to fail, else null. */
+function renameFault(from, to) {
+  if (!failRenames.includes(++renames)) return null;
+  log({ op: 'rename-failed', n: renames, from: String(from), to: String(to) });
+  return Object.assign(new Error(`EIO: i/o error, rename '${from}' -> '${to}'`), { code: 'EIO', errno: -5, syscall: 'rename' });
+}
 
 const fdPath = new Map();
 const counts = { open: 0, write: 0, fsync: 0, rename: 0 };
@@ -101,10 +111,21 @@ fs.fsync = function (fd, cb) {
 const rename = fs.rename;
 fs.rename = function (from, to, cb) {
   const after = step('rename', { from: String(from), to: String(to) });
+  const fault = renameFault(from, to);
+  if (fault) {
+    process.nextTick(() => cb(fault));
+    return;
+  }
   rename.call(fs, from, to, (err) => {
     if (!err) after();
     cb(err);
   });
+};
+
+const renameP = fs.promises.rename;
+fs.promises.rename = function (from, to) {
+  const fault = renameFault(from, to);
+  return fault ? Promise.reject(fault) : renameP.call(fs.promises, from, to);
 };
 
 const rm = fs.promises.rm;
