@@ -8,7 +8,7 @@
  * A kernel the CPU lacks is skipped with a note on the console.
  */
 import { loadBinding } from '../../lib/engine/binding';
-import { type ComputeDType, randomMatrix, rng, thrownCode } from './half';
+import { type ComputeDType, randomMatrix, randomX, thrownCode, worstError } from './half';
 
 const binding = loadBinding();
 const available = binding.cpuInfo().bf16Kernels;
@@ -23,36 +23,13 @@ function roundBf16(v: number): number {
   return f32[0];
 }
 
-function randomX(m: number, k: number, seed: number): Float32Array {
-  const next = rng(seed);
-  const x = new Float32Array(m * k);
-  for (let i = 0; i < x.length; i++) x[i] = next() * 2 - 1;
-  return x;
-}
-
 /**
- * Max over elements of |y - exact| / (sum_k |x||w|), exact being the float64 product of the
- * bf16-rounded x and w. With f32 accumulation of k products (two per VDPBF16PS step, each step
- * rounded), the error is at most about (k + 2) * 2^-24 * sum |x||w| (Higham, gamma_{k+2}).
+ * worstError against the float64 product of the bf16-rounded x and w. With f32 accumulation of
+ * k products (two per VDPBF16PS step, each step rounded), the error is at most about
+ * (k + 2) * 2^-24 * sum |x||w| (Higham, gamma_{k+2}).
  */
-function worstError(x: Float32Array, w: Float64Array, y: Float32Array, m: number, n: number, k: number, y0?: Float32Array): number {
-  const xr = Float64Array.from(x, roundBf16);
-  const wr = Float64Array.from(w, roundBf16);
-  let worst = 0;
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let exact = y0 ? y0[i * n + j] : 0;
-      let scale = y0 ? Math.abs(y0[i * n + j]) : 0;
-      for (let kk = 0; kk < k; kk++) {
-        const p = xr[i * k + kk] * wr[j * k + kk];
-        exact += p;
-        scale += Math.abs(p);
-      }
-      const err = Math.abs(y[i * n + j] - exact);
-      worst = Math.max(worst, scale === 0 ? err : err / scale);
-    }
-  }
-  return worst;
+function worstBf16Error(x: Float32Array, w: Float64Array, y: Float32Array, m: number, n: number, k: number, y0?: Float32Array): number {
+  return worstError(Float32Array.from(x, roundBf16), Float64Array.from(w, roundBf16), y, m, n, k, y0);
 }
 
 const shapes: Array<[number, number, number]> = [
@@ -82,7 +59,7 @@ for (const kernel of ['amx-bf16', 'avx512-bf16'] as const) {
         const x = randomX(m, k, 7 * m + k);
         const y = binding.gemmBf16ForTest(x, m, w.bytes, dtype, n, k, 2, kernel);
         expect(y.length).toBe(m * n);
-        expect(worstError(x, w.values, y, m, n, k)).toBeLessThanOrEqual((k + 2) * 2 ** -24);
+        expect(worstBf16Error(x, w.values, y, m, n, k)).toBeLessThanOrEqual((k + 2) * 2 ** -24);
       }
     });
 
@@ -92,7 +69,7 @@ for (const kernel of ['amx-bf16', 'avx512-bf16'] as const) {
       const x = randomX(m, k, 6);
       const y0 = randomX(m, n, 7);
       const y = binding.gemmBf16ForTest(x, m, w.bytes, 'BF16', n, k, 2, kernel, y0);
-      expect(worstError(x, w.values, y, m, n, k, y0)).toBeLessThanOrEqual((k + 3) * 2 ** -24);
+      expect(worstBf16Error(x, w.values, y, m, n, k, y0)).toBeLessThanOrEqual((k + 3) * 2 ** -24);
     });
 
     test('results are bit-identical for any thread count', () => {

@@ -79,3 +79,32 @@ export function thrownCode(fn: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/** An m x k activation matrix of uniform values in [-1, 1), seeded. */
+export function randomX(m: number, k: number, seed: number): Float32Array {
+  const next = rng(seed);
+  const x = new Float32Array(m * k);
+  for (let i = 0; i < x.length; i++) x[i] = next() * 2 - 1;
+  return x;
+}
+
+/**
+ * Max over elements of |y - exact| / (sum_k |x||w|), and the same bound's limit: a recursive f32
+ * sum of k products has error at most about (k + 1) * 2^-24 * sum |x||w| (Higham, gamma_{k+1}).
+ */
+export function worstError(x: Float32Array, w: Float64Array, y: Float32Array, m: number, n: number, k: number, y0?: Float32Array): number {
+  let worst = 0;
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let exact = y0 ? y0[i * n + j] : 0;
+      let scale = y0 ? Math.abs(y0[i * n + j]) : 0;
+      for (let kk = 0; kk < k; kk++) {
+        exact += x[i * k + kk] * w[j * k + kk];
+        scale += Math.abs(x[i * k + kk] * w[j * k + kk]);
+      }
+      const err = Math.abs(y[i * n + j] - exact);
+      worst = Math.max(worst, scale === 0 ? err : err / scale);
+    }
+  }
+  return worst;
+}
