@@ -87,36 +87,54 @@ auto guarded(Napi::Env env, const char* what, F&& f) -> decltype(f()) {
   }
 }
 
-// gemmForTest(x: Float32Array, m, w: Uint8Array, dtype, n, k, threads, portable?, y0?): Float32Array
-// With y0 (m*n values) the GEMM runs in accumulate mode starting from a copy of y0.
-Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
+// The arguments gemmForTest and gemmBf16ForTest share: x, m, w, dtype, n, k, threads (0-6) and
+// y0 (8); argument 7 is each one's kernel choice, read between the two steps below so that the
+// errors come in argument order.
+struct GemmTestArgs {
+  Napi::TypedArray xArr;
+  int64_t m;
+  Napi::TypedArray wArr;
+  DType dtype;
+  int64_t n;
+  int64_t k;
+  int threads;
+  bool accumulate = false;
+  const float* x() const { return xArr.As<Napi::Float32Array>().Data(); }
+  const uint8_t* w() const { return wArr.As<Napi::Uint8Array>().Data(); }
+};
+
+GemmTestArgs gemmTestArgs(const Napi::CallbackInfo& info) {
+  GemmTestArgs a;
+  a.xArr = typedArrayArg(info, 0, "x", napi_float32_array, "Float32Array");
+  a.m = intArg(info, 1, "m", 0, kMaxDim);
+  a.wArr = typedArrayArg(info, 2, "w", napi_uint8_array, "Uint8Array");
+  a.dtype = dtypeArg(info, 3, "dtype");
+  a.n = intArg(info, 4, "n", 0, kMaxDim);
+  a.k = intArg(info, 5, "k", 0, kMaxDim);
+  a.threads = static_cast<int>(intArg(info, 6, "threads", 1, kMaxThreads));
+  return a;
+}
+
+// Checks x and w hold m*k and n*k values and returns Y (m*n): zeros, or a copy of y0 (argument 8),
+// which sets a.accumulate.
+Napi::Float32Array gemmTestOutput(const Napi::CallbackInfo& info, GemmTestArgs& a) {
   Napi::Env env = info.Env();
-  Napi::TypedArray xArr = typedArrayArg(info, 0, "x", napi_float32_array, "Float32Array");
-  const int64_t m = intArg(info, 1, "m", 0, kMaxDim);
-  Napi::TypedArray wArr = typedArrayArg(info, 2, "w", napi_uint8_array, "Uint8Array");
-  const DType dtype = dtypeArg(info, 3, "dtype");
-  const int64_t n = intArg(info, 4, "n", 0, kMaxDim);
-  const int64_t k = intArg(info, 5, "k", 0, kMaxDim);
-  const int threads = static_cast<int>(intArg(info, 6, "threads", 1, kMaxThreads));
-  bool portable = false;
-  if (info.Length() > 7 && !info[7].IsUndefined()) {
-    if (!info[7].IsBoolean()) throwType(env, "portable must be a boolean");
-    portable = info[7].As<Napi::Boolean>().Value();
-  }
-  if (static_cast<double>(xArr.ElementLength()) < static_cast<double>(m) * static_cast<double>(k)) {
-    throwRange(env, "x has " + std::to_string(xArr.ElementLength()) + " elements, m*k = " + std::to_string(m * k) +
+  const int64_t m = a.m, n = a.n, k = a.k;
+  const DType dtype = a.dtype;
+  if (static_cast<double>(a.xArr.ElementLength()) < static_cast<double>(m) * static_cast<double>(k)) {
+    throwRange(env, "x has " + std::to_string(a.xArr.ElementLength()) + " elements, m*k = " + std::to_string(m * k) +
                         " needed");
   }
   const double wNeed = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(dtypeSize(dtype));
-  if (static_cast<double>(wArr.ByteLength()) < wNeed) {
-    throwRange(env, "w has " + std::to_string(wArr.ByteLength()) + " bytes, n*k*" +
+  if (static_cast<double>(a.wArr.ByteLength()) < wNeed) {
+    throwRange(env, "w has " + std::to_string(a.wArr.ByteLength()) + " bytes, n*k*" +
                         std::to_string(dtypeSize(dtype)) + " = " + std::to_string(static_cast<int64_t>(wNeed)) +
                         " needed for " + dtypeName(dtype));
   }
-  const bool accumulate = info.Length() > 8 && !info[8].IsUndefined();
+  a.accumulate = info.Length() > 8 && !info[8].IsUndefined();
   Napi::Float32Array y = Napi::Float32Array::New(env, static_cast<size_t>(m * n));
   float* out = y.Data();
-  if (accumulate) {
+  if (a.accumulate) {
     Napi::TypedArray y0 = typedArrayArg(info, 8, "y0", napi_float32_array, "Float32Array");
     if (static_cast<double>(y0.ElementLength()) < static_cast<double>(m) * static_cast<double>(n)) {
       throwRange(env, "y0 has " + std::to_string(y0.ElementLength()) + " elements, m*n = " +
@@ -124,12 +142,24 @@ Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
     }
     std::copy(y0.As<Napi::Float32Array>().Data(), y0.As<Napi::Float32Array>().Data() + m * n, out);
   }
-  const float* x = xArr.As<Napi::Float32Array>().Data();
-  const uint8_t* w = wArr.As<Napi::Uint8Array>().Data();
+  return y;
+}
+
+// gemmForTest(x: Float32Array, m, w: Uint8Array, dtype, n, k, threads, portable?, y0?): Float32Array
+// With y0 (m*n values) the GEMM runs in accumulate mode starting from a copy of y0.
+Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  GemmTestArgs a = gemmTestArgs(info);
+  bool portable = false;
+  if (info.Length() > 7 && !info[7].IsUndefined()) {
+    if (!info[7].IsBoolean()) throwType(env, "portable must be a boolean");
+    portable = info[7].As<Napi::Boolean>().Value();
+  }
+  Napi::Float32Array y = gemmTestOutput(info, a);
   guarded(env, "gemmForTest", [&] {
-    ThreadPool pool(threads);
-    PackedWeight packed = PackedWeight::pack(w, dtype, n, k, pool);
-    gemm(x, m, packed, out, accumulate, pool, portable ? GemmKernel::Portable : GemmKernel::Auto);
+    ThreadPool pool(a.threads);
+    PackedWeight packed = PackedWeight::pack(a.w(), a.dtype, a.n, a.k, pool);
+    gemm(a.x(), a.m, packed, y.Data(), a.accumulate, pool, portable ? GemmKernel::Portable : GemmKernel::Auto);
   });
   return y;
 }
@@ -139,13 +169,7 @@ Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
 // A kernel this CPU cannot run throws an Error with code ERR_PRECISION_UNAVAILABLE.
 Napi::Value GemmBf16ForTest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::TypedArray xArr = typedArrayArg(info, 0, "x", napi_float32_array, "Float32Array");
-  const int64_t m = intArg(info, 1, "m", 0, kMaxDim);
-  Napi::TypedArray wArr = typedArrayArg(info, 2, "w", napi_uint8_array, "Uint8Array");
-  const DType dtype = dtypeArg(info, 3, "dtype");
-  const int64_t n = intArg(info, 4, "n", 0, kMaxDim);
-  const int64_t k = intArg(info, 5, "k", 0, kMaxDim);
-  const int threads = static_cast<int>(intArg(info, 6, "threads", 1, kMaxThreads));
+  GemmTestArgs a = gemmTestArgs(info);
   if (info.Length() <= 7 || !info[7].IsString()) throwType(env, "kernel must be a string");
   const std::string kernelName = info[7].As<Napi::String>().Utf8Value();
   Bf16Kernel kernel = Bf16Kernel::Auto;
@@ -158,33 +182,11 @@ Napi::Value GemmBf16ForTest(const Napi::CallbackInfo& info) {
     e.Value().Set("code", "ERR_PRECISION_UNAVAILABLE");
     throw e;
   }
-  if (static_cast<double>(xArr.ElementLength()) < static_cast<double>(m) * static_cast<double>(k)) {
-    throwRange(env, "x has " + std::to_string(xArr.ElementLength()) + " elements, m*k = " + std::to_string(m * k) +
-                        " needed");
-  }
-  const double wNeed = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(dtypeSize(dtype));
-  if (static_cast<double>(wArr.ByteLength()) < wNeed) {
-    throwRange(env, "w has " + std::to_string(wArr.ByteLength()) + " bytes, n*k*" +
-                        std::to_string(dtypeSize(dtype)) + " = " + std::to_string(static_cast<int64_t>(wNeed)) +
-                        " needed for " + dtypeName(dtype));
-  }
-  const bool accumulate = info.Length() > 8 && !info[8].IsUndefined();
-  Napi::Float32Array y = Napi::Float32Array::New(env, static_cast<size_t>(m * n));
-  float* out = y.Data();
-  if (accumulate) {
-    Napi::TypedArray y0 = typedArrayArg(info, 8, "y0", napi_float32_array, "Float32Array");
-    if (static_cast<double>(y0.ElementLength()) < static_cast<double>(m) * static_cast<double>(n)) {
-      throwRange(env, "y0 has " + std::to_string(y0.ElementLength()) + " elements, m*n = " +
-                          std::to_string(m * n) + " needed");
-    }
-    std::copy(y0.As<Napi::Float32Array>().Data(), y0.As<Napi::Float32Array>().Data() + m * n, out);
-  }
-  const float* x = xArr.As<Napi::Float32Array>().Data();
-  const uint8_t* w = wArr.As<Napi::Uint8Array>().Data();
+  Napi::Float32Array y = gemmTestOutput(info, a);
   guarded(env, "gemmBf16ForTest", [&] {
-    ThreadPool pool(threads);
-    PackedWeightBf16 packed = PackedWeightBf16::pack(w, dtype, n, k, pool);
-    gemmBf16(x, m, packed, out, accumulate, pool, kernel);
+    ThreadPool pool(a.threads);
+    PackedWeightBf16 packed = PackedWeightBf16::pack(a.w(), a.dtype, a.n, a.k, pool);
+    gemmBf16(a.x(), a.m, packed, y.Data(), a.accumulate, pool, kernel);
   });
   return y;
 }
