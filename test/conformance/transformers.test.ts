@@ -21,7 +21,6 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateCheckpoint } from '../../scripts/generate-checkpoint';
 import { main } from '../../lib/cli/main';
 import { loadTokenizer } from '../../lib/data/tokenizer';
 import { perplexity } from '../../lib/eval/perplexity';
@@ -30,6 +29,7 @@ import { scoreLayers } from '../../lib/scoring/scoreLayers';
 import { capture } from '../helpers/io';
 import { randomSequences } from '../reference/sequences';
 import { tensorByteRange } from '../reference/safetensors64';
+import { generateCase } from '../helpers/checkpointCases';
 import { CASES, VOCAB, type ConformanceCase } from './cases';
 import { findTorchPython, REQUIRE_ENV } from './torchPython';
 
@@ -99,13 +99,7 @@ function generatedSubject(root: string, c: ConformanceCase): Subject {
   return {
     name: c.name, dir, out, sequences, remove: c.remove, architecture: c.opts.architecture, layers: c.opts.layers ?? 4,
     prepare: async () => {
-      await generateCheckpoint(dir, c.opts);
-      if (c.edit) {
-        const file = path.join(dir, 'config.json');
-        const config = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-        c.edit(config);
-        fs.writeFileSync(file, JSON.stringify(config, null, 2));
-      }
+      await generateCase(dir, c);
       if (c.zeroToken !== undefined) {
         const file = path.join(dir, 'model.safetensors');
         const [begin, end] = tensorByteRange(file, 'model.embed_tokens.weight');

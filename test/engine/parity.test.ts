@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { generateCheckpoint } from '../../scripts/generate-checkpoint';
-import { CASE_BASE as base, CHECKPOINT_CASES as cases, VOCAB, type CheckpointCase } from '../helpers/checkpointCases';
+import { CASE_BASE as base, CHECKPOINT_CASES as cases, generateCase, VOCAB, type CheckpointCase } from '../helpers/checkpointCases';
 import { openCheckpoint } from '../../lib/checkpoint/checkpoint';
 import { scoreLayers } from '../../lib/scoring/scoreLayers';
 import { perplexity } from '../../lib/eval/perplexity';
@@ -49,13 +49,7 @@ describe.each(cases)('engine vs float64 reference: $name', ({ name, opts, edit }
 
   beforeAll(async () => {
     dir = path.join(root, name.replace(/[^A-Za-z0-9]+/g, '-'));
-    await generateCheckpoint(dir, opts);
-    if (edit) {
-      const file = path.join(dir, 'config.json');
-      const config = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-      edit(config);
-      fs.writeFileSync(file, JSON.stringify(config, null, 2));
-    }
+    await generateCase(dir, { opts, edit });
     measured[name] = { stat: 0, ppl: 0, state: 0 };
   });
 

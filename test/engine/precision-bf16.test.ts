@@ -10,8 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { generateCheckpoint } from '../../scripts/generate-checkpoint';
-import { CHECKPOINT_CASES as cases, VOCAB } from '../helpers/checkpointCases';
+import { CHECKPOINT_CASES as cases, generateCase, VOCAB } from '../helpers/checkpointCases';
 import { openCheckpoint } from '../../lib/checkpoint/checkpoint';
 import type { Checkpoint } from '../../lib/checkpoint/types';
 import { loadBinding } from '../../lib/engine/binding';
@@ -72,13 +71,7 @@ withKernels('bf16 vs f32 on every generated architecture', () => {
 
   test.each(cases)('$name: BI and angular within 2e-3, perplexity within 1%', async ({ name, opts, edit }) => {
     const dir = path.join(root, name.replace(/[^A-Za-z0-9]+/g, '-'));
-    await generateCheckpoint(dir, opts);
-    if (edit) {
-      const file = path.join(dir, 'config.json');
-      const config = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-      edit(config);
-      fs.writeFileSync(file, JSON.stringify(config, null, 2));
-    }
+    await generateCase(dir, { opts, edit });
     const ckpt = await openCheckpoint(dir);
     const seqs = sequences.map((s) => s.map((t) => t % ckpt.config.vocabSize));
     const exact = await scoreLayers(ckpt, seqs, { threads: 2 });

@@ -4,7 +4,9 @@
  * check: every architecture x dtype, RoPE scalings, sliding windows, biases, tied and sharded,
  * odd shapes, Baichuan 1 and 2. One list, so the two suites cannot drift apart.
  */
-import type { GenerateOptions } from '../../scripts/generate-checkpoint';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { generateCheckpoint, type GenerateOptions } from '../../scripts/generate-checkpoint';
 
 /** Vocabulary size of every case but the odd-shapes ones (131): the test sequences' id range. */
 export const VOCAB = 96;
@@ -81,3 +83,13 @@ cases.push(
     edit: (c) => { c.sliding_window = null; },
   },
 );
+
+/** Writes the case's checkpoint into dir: the generator's output, then the case's config.json edit. */
+export async function generateCase(dir: string, c: Pick<CheckpointCase, 'opts' | 'edit'>): Promise<void> {
+  await generateCheckpoint(dir, c.opts);
+  if (!c.edit) return;
+  const file = path.join(dir, 'config.json');
+  const config = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+  c.edit(config);
+  fs.writeFileSync(file, JSON.stringify(config, null, 2));
+}
