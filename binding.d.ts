@@ -45,7 +45,9 @@ export interface NativeTensorRef {
 export type NativeRopeScaling =
   | { type: 'none' }
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number }
+  /** Phi-3 LongRoPE: a sequence longer than originalMaxPositionEmbeddings uses longFactor, others shortFactor (rotaryDim / 2 each). */
+  | { type: 'longrope'; shortFactor: number[]; longFactor: number[]; originalMaxPositionEmbeddings: number; attentionFactor: number };
 
 /** What the engine needs of a model config (lib/engine/modelSpec.ts builds it). */
 export interface NativeModelSpec {
@@ -67,6 +69,59 @@ export interface NativeModelSpec {
   outputBias?: boolean;
   /** Baichuan 2 NormHead: lm_head rows scaled to unit L2 norm before the logits. Default false. */
   normalizedLmHead?: boolean;
+  /** Granite embedding_multiplier: embeddings times this (default 1). */
+  embeddingMultiplier?: number;
+  /** Granite residual_multiplier: attention and MLP outputs times this before each residual add (default 1). */
+  residualMultiplier?: number;
+  /** Granite attention_multiplier: the attention score scale; 0 or absent: 1/sqrt(headDim). */
+  attentionScale?: number;
+  /** Granite logits_scaling: logits divided by this (default 1). */
+  logitsScaling?: number;
+  /**
+   * SmolLM3: indices of the layers (forwardLayer's `layer`) that apply no rotary embedding.
+   * Default none. The CUDA backend refuses a spec that sets any of the issue-14 fields below
+   * (these five, postNorms, fusedGateUp, rotaryDim, longrope, the Gemma fields, numExperts) with
+   * ERR_UNSUPPORTED naming the missing piece.
+   */
+  noRopeLayers?: number[];
+  /**
+   * OLMo 2: no input_layernorm; post_attention_layernorm normalises the attention output and
+   * post_feedforward_layernorm the MLP output, each before its residual add; with qkNorm, q_norm /
+   * k_norm cover the whole projection ([numHeads * headDim], [numKvHeads * headDim]). Default false.
+   */
+  postNorms?: boolean;
+  /** Phi-3: the MLP's gate and up projections come as one 'gate_up_proj' tensor [2 * intermediate, hidden]. Default false. */
+  fusedGateUp?: boolean;
+  /** Rotated dimensions of each head (even, <= headDim; Phi-3 partial_rotary_factor). 0 or absent: headDim. */
+  rotaryDim?: number;
+  /**
+   * Gemma 2/3: RMSNorm weights used as (1 + w) everywhere (final norm and q/k norms too); four
+   * norms per layer (input_layernorm, post_attention_layernorm on the attention output,
+   * pre_feedforward_layernorm, post_feedforward_layernorm on the MLP output); GeGLU
+   * (gelu_pytorch_tanh) instead of SwiGLU. Default false.
+   */
+  gemmaNorms?: boolean;
+  /** embeddingMultiplier rounded to the embedding tensor's dtype first (Gemma: embed_scale.to(weight.dtype)). */
+  roundEmbeddingScale?: boolean;
+  /** tanh soft-capping of attention scores (after the scale) / of the final logits: cap * tanh(x / cap); 0: none. */
+  attnLogitSoftcapping?: number;
+  finalLogitSoftcapping?: number;
+  /** With slidingWindow: the layers (forwardLayer's index) that attend to every earlier token instead. */
+  fullAttentionLayers?: number[];
+  /** Gemma 3: RoPE base of the sliding-window layers, unscaled (ropeTheta/ropeScaling: full-attention layers). 0: none. */
+  localRopeTheta?: number;
+  /**
+   * Mixtral / Qwen3-MoE: a layer whose weights include role 'moe_router' ([numExperts, hidden])
+   * runs a sparse MLP of numExperts experts (roles 'expert_gate.<e>', 'expert_up.<e>'
+   * [moeIntermediateSize, hidden], 'expert_down.<e>' [hidden, moeIntermediateSize]), the
+   * numExpertsPerTok most probable per token (softmax of the router logits), their weights
+   * renormalised when normTopkProb (the router in f32 also in the bf16 fast mode). CPU backend
+   * only. Default 0: none.
+   */
+  numExperts?: number;
+  numExpertsPerTok?: number;
+  moeIntermediateSize?: number;
+  normTopkProb?: boolean;
 }
 
 export interface NativeSessionOptions {
@@ -83,6 +138,14 @@ export interface NativeSessionOptions {
    * ERR_PRECISION_UNAVAILABLE where cpuInfo().bf16Kernels is empty, ERR_INVALID_ARG with device 'cuda'.
    */
   precision?: 'f32' | 'bf16';
+  /**
+   * Shared prefixes, one entry per sequence in each array: sequence s shares its first
+   * lengths[s] tokens with the earlier root sequence parents[s] (-1 and 0: none). Sequences are
+   * still given whole; a child's rows (totalTokens, tokenLogprobs, statistics) are only its
+   * tokens from lengths[s] on, attending to the parent's prefix. ERR_INVALID_ARG names a bad
+   * entry; ERR_UNSUPPORTED where the backend cannot (CUDA, longrope).
+   */
+  sharedPrefixes?: { parents: Int32Array | number[]; lengths: Int32Array | number[] };
 }
 
 /** Raw sums over every token of every sequence, in double. */
@@ -96,12 +159,55 @@ export interface NativeLayerStats {
   sumAngular: number;
   /** Sum of ||out - in|| / ||out||. */
   sumRelMag: number;
+  /**
+   * The same sums per sequence (window), sequenceCount entries each, summed in token order within
+   * the sequence (bootstrap over windows). Absent where the backend keeps none (CUDA).
+   */
+  perSequence?: NativePerSequenceStats;
+}
+
+/** Per-sequence sums of {@link NativeLayerStats}, one entry per sequence. */
+export interface NativePerSequenceStats {
+  tokens: Float64Array;
+  sumCos: Float64Array;
+  nanCount: Float64Array;
+  sumAngular: Float64Array;
+  sumRelMag: Float64Array;
 }
 
 export interface NativeNllStats {
   sumNll: number;
   predictions: number;
   logitsSum: number;
+}
+
+/** Per row of the residual stream (totalTokens entries, sequences in order). */
+export interface NativeTokenLogprobs extends NativeNllStats {
+  /** log p(next token); NaN for each sequence's last token. -sum (row order) === sumNll. */
+  logprob: Float64Array;
+  /** argmax of the next-token distribution (the lowest id among equal maxima). */
+  argmax: Int32Array;
+  /** 1 where the next token is the argmax (0 for a last token). */
+  targetIsArgmax: Uint8Array;
+}
+
+/** The reference model's side of {@link NativeSession.divergence}. */
+export interface NativeReferenceHead {
+  /** The reference session's snapshot() after its last layer: same sequences, same hidden size. */
+  residual: Float32Array;
+  finalNorm: NativeTensorRef;
+  lmHead: NativeTensorRef;
+  rmsNormEps: number;
+  normalizedLmHead?: boolean;
+}
+
+/** Per row (totalTokens entries): KL(reference || this), both logprobs (NaN for a last token), both argmaxes. */
+export interface NativeDivergence {
+  kl: Float64Array;
+  referenceLogprob: Float64Array;
+  logprob: Float64Array;
+  referenceArgmax: Int32Array;
+  argmax: Int32Array;
 }
 
 export interface NativeLastTokenStates {
@@ -137,11 +243,31 @@ export interface NativeSession {
     next?: Record<string, NativeTensorRef>,
   ): Promise<NativeLayerStats>;
   nll(finalNorm: NativeTensorRef, lmHead: NativeTensorRef): Promise<NativeNllStats>;
+  /** nll() keeping every row's logprob and argmax (ERR_UNSUPPORTED on CUDA). */
+  tokenLogprobs(finalNorm: NativeTensorRef, lmHead: NativeTensorRef): Promise<NativeTokenLogprobs>;
+  /**
+   * One pass over vocabulary chunks of both lm_heads: KL(reference || this) per row, streamed.
+   * ERR_SHAPE: residual length or a head/norm shape differs (another vocabulary); ERR_UNSUPPORTED on CUDA.
+   */
+  divergence(reference: NativeReferenceHead, finalNorm: NativeTensorRef, lmHead: NativeTensorRef): Promise<NativeDivergence>;
   lastTokenStates(): NativeLastTokenStates;
   /** A copy of the residual stream [totalTokens, hiddenSize] f32 (after embed or the last layer run). */
   snapshot(): Float32Array;
   /** Puts a snapshot back: stands in for embed() plus the layers that produced it (ERR_SHAPE on a wrong length). */
   restore(residual: Float32Array): void;
+  /**
+   * --heal (issue 13): while on, every forwardLayer keeps its MLP output (down_proj's output,
+   * before the residual add), [totalTokens, hiddenSize] f32, read by mlpOutput(); off frees it.
+   * Backends without it (CUDA) throw ERR_UNSUPPORTED.
+   */
+  captureMlp(on: boolean): void;
+  /** A copy of the last layer's MLP output (ERR_STATE unless captureMlp(true) and a layer ran since). */
+  mlpOutput(): Float32Array;
+  /**
+   * Adds Mᵀ M to G and Mᵀ (h - hS + M) to B ([hiddenSize, hiddenSize] f64, row-major), h the
+   * current residual stream, summed in double in token order (bit-identical for any thread count).
+   */
+  accumulateHealSums(mlpOutput: Float32Array, residualBefore: Float32Array, G: Float64Array, B: Float64Array): Promise<void>;
   /** Stops work in flight at its next batch boundary (ERR_ABORTED); sticky. */
   cancel(): void;
   /** Resolves once work in flight has finished; later calls reject with ERR_DISPOSED. */
@@ -256,6 +382,16 @@ export interface NativeBinding {
    * can crash the process: lib/engine/device.ts runs it in a child process first.
    */
   cudaInfo(): NativeCudaInfo;
+
+  // heal: --heal's solve and fold, in double (native/cpu/gram.h), synchronous
+
+  /**
+   * Solves (A + ridge I) X = B by Cholesky; A [n*n] is unchanged, B [n*m] becomes X. Returns -1,
+   * or the index of the first non-positive pivot (A + ridge I not positive definite; B unchanged).
+   */
+  healSolve(A: Float64Array, ridge: number, B: Float64Array, n: number, m: number, threads: number): number;
+  /** Aᵀ W for A [k*n] and W [k*m]: a new [n*m] array. */
+  healFold(A: Float64Array, W: Float64Array, k: number, n: number, m: number, threads: number): Float64Array;
 
   // io: the rewrite's byte copies
 

@@ -47,6 +47,13 @@ export { renderBlockInfluenceChart, type ChartOptions } from './report/chart';
 export { mergekitSlices, llamaCppPruneLayers, mergekitYaml, formatLayerList } from './report/cuts';
 export { reportFiles } from './report/files';
 
+// Scaling out: one shard's partial sums, merged across shards (prune's `scores` option takes the result).
+export { parseShard, shardRange, type ShardSpec } from './scoring/shard';
+export { scoreShard, type PartialScores } from './scoring/partial';
+export { scoringProvenance, dataIdentity, type ScoringProvenance } from './scoring/partialProvenance';
+export { mergePartials, type MergedScores, type NamedPartial } from './scoring/merge';
+export { readPartialFile, readScoresFile } from './scoring/mergeFiles';
+
 // Devices and the engine's speed.
 export { resolveDevice, parseDeviceRequest, probeCuda, deviceChoices, type DeviceRequest, type ResolvedDevice } from './engine/device';
 export { runBench, type BenchOptions, type BenchResult, type BenchProgress, type GemmMeasurement } from './bench/runner';

@@ -8,7 +8,11 @@
 #
 # The synthetic-weight writer, the FMA peak loop and the GEMM-alone measurement run on the main
 # thread (synchronously); the engine's work runs on worker threads. Samples are therefore split
-# by thread: shares of the engine are computed over the non-main threads only.
+# by thread: shares of the engine are computed over the non-main threads only. The CPU backend's
+# weight prefetch thread (named sg-prefetch) reads and packs the next layer beside the compute:
+# its samples are counted in the engine's shares and also reported apart (off the critical path).
+# SHORTGPT_PREFETCH=1 / =0 in the environment forces it on / off (by default it runs only where
+# --threads leaves a hardware thread free).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,11 +43,14 @@ rules = [
 ]
 totals = {r[0]: 0.0 for r in rules}
 other = 0.0
+prefetch = 0.0
 rows = []
 for line in open(sys.argv[1]):
-    m = re.match(r"\s*([0-9.]+)%\s+(\d+):\S*\s+\[(.)\]\s+(.*)", line)
+    m = re.match(r"\s*([0-9.]+)%\s+(\d+):(\S*)\s+\[(.)\]\s+(.*)", line)
     if m:
-        rows.append((float(m.group(1)), int(m.group(2)), m.group(3), m.group(4)))
+        rows.append((float(m.group(1)), int(m.group(2)), m.group(4), m.group(5)))
+        if m.group(3) == "sg-prefetch":
+            prefetch += float(m.group(1))
 main_tid = min(r[1] for r in rows)
 main_pct = sum(r[0] for r in rows if r[1] == main_tid)
 for pct, tid, kind, sym in rows:
@@ -66,6 +73,7 @@ for name, eng, _ in rules:
     if eng:
         print(f"  {name:42s} {100 * totals[name] / engine:5.1f}%")
 print(f"  {'other / unattributed':42s} {100 * other / engine:5.1f}%")
+print(f"  of all the above, on the prefetch thread (sg-prefetch: the next layer's read + pack, overlapped): {100 * prefetch / engine:.1f}%")
 EOF
 echo "top symbols on worker threads (% of all samples):"
 python3 - "$work/report.txt" <<'EOF2'

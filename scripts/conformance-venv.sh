@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates (once) the Python virtual environment the transformers conformance suite runs in
-# (test/conformance/), and prints its python's path on stdout; progress goes to stderr.
+# (test/conformance/), and prints its python's path on stdout; progress goes to stderr. It also
+# holds lm-evaluation-harness (LM_EVAL_PIN) for test/conformance/lm-eval.test.ts: a venv cached
+# from before that was added gets it installed into it (checked on every run, like the pins).
 #
 #   export SHORTGPT_TORCH_PYTHON="$(scripts/conformance-venv.sh)"
 #
@@ -15,6 +17,10 @@ set -euo pipefail
 
 TORCH_PIN=2.13.0+cpu
 TRANSFORMERS_PIN=5.18.0
+# lm_eval is installed --no-deps: its metric extras are not in the local mirror and not needed;
+# what HFLM.loglikelihood and lm_eval.api.metrics import is listed in LM_EVAL_DEPS.
+LM_EVAL_PIN=0.4.13
+LM_EVAL_DEPS=(datasets accelerate more_itertools dill sacrebleu)
 venv="${XDG_CACHE_HOME:-$HOME/.cache}/shortgpt-native/venv-torch213-tf518"
 
 log() { echo "conformance-venv: $*" >&2; }
@@ -23,6 +29,24 @@ venv_ok() {
   local have
   have=$("$venv/bin/python" -c 'import torch, transformers; print(torch.__version__, transformers.__version__)' 2>/dev/null) || return 1
   [ "$have" = "$TORCH_PIN $TRANSFORMERS_PIN" ]
+}
+
+lm_eval_ok() {
+  "$venv/bin/python" - "$LM_EVAL_PIN" >/dev/null 2>&1 <<'PY'
+import importlib.metadata as m, sys
+assert m.version("lm_eval") == sys.argv[1]
+import lm_eval.api.metrics, lm_eval.models.huggingface  # what scripts/lm_eval_check.py uses
+PY
+}
+
+# pip arguments: with a local (file://) mirror configured, only that (an unreachable public index
+# costs minutes of retries).
+pip_args() {
+  local index
+  index="${SHORTGPT_PIP_INDEX_URL:-$("$venv/bin/pip" config list 2>/dev/null | grep -E '^[a-z:.-]*index-url=' | grep -o "file://[^ ']*" | head -n 1 || true)}"
+  args=(--disable-pip-version-check --no-input)
+  [ -n "$index" ] && args+=(--index-url "$index") && log "index: $index"
+  return 0
 }
 
 mkdir -p "$(dirname "$venv")"
@@ -38,14 +62,23 @@ if ! venv_ok; then
   log "creating $venv with $py ($("$py" --version 2>&1)): torch $TORCH_PIN, transformers $TRANSFORMERS_PIN"
   rm -rf "$venv"
   "$py" -m venv "$venv"
-  index="${SHORTGPT_PIP_INDEX_URL:-$("$venv/bin/pip" config list 2>/dev/null | grep -E '^[a-z:.-]*index-url=' | grep -o "file://[^ ']*" | head -n 1 || true)}"
-  args=(--disable-pip-version-check --no-input)
-  # An unreachable public index costs minutes of retries: with a local mirror, use only that.
-  [ -n "$index" ] && args+=(--index-url "$index") && log "index: $index"
+  pip_args
   start=$SECONDS
   "$venv/bin/pip" install "${args[@]}" "torch==$TORCH_PIN" "transformers==$TRANSFORMERS_PIN" >&2 \
     || { log "pip install failed (see above)"; exit 1; }
   venv_ok || { log "$venv does not import torch $TORCH_PIN and transformers $TRANSFORMERS_PIN after installing"; exit 1; }
+  log "installed in $((SECONDS - start)) s"
+fi
+if ! lm_eval_ok; then
+  pip_args
+  log "installing lm_eval $LM_EVAL_PIN (--no-deps) and ${LM_EVAL_DEPS[*]} into $venv"
+  start=$SECONDS
+  # The torch and transformers pins ride along so that no dependency moves them.
+  "$venv/bin/pip" install "${args[@]}" "torch==$TORCH_PIN" "transformers==$TRANSFORMERS_PIN" "${LM_EVAL_DEPS[@]}" >&2 \
+    && "$venv/bin/pip" install "${args[@]}" --no-deps "lm_eval==$LM_EVAL_PIN" >&2 \
+    || { log "pip install of lm_eval failed (see above)"; exit 1; }
+  lm_eval_ok || { log "$venv does not import lm_eval $LM_EVAL_PIN after installing"; exit 1; }
+  venv_ok || { log "installing lm_eval changed torch or transformers in $venv"; exit 1; }
   log "installed in $((SECONDS - start)) s"
 fi
 echo "$venv/bin/python"

@@ -7,7 +7,8 @@
  *   node dist/scripts/generate-checkpoint.js OUT --arch qwen3 --dtype bf16 --shards 3
  *
  * Weights ~ N(0, 1/sqrt(fan_in)) keep hidden states well-conditioned through the layers; norm
- * weights are 1 + small noise; biases are small. The same options give the same bytes.
+ * weights are 1 + small noise (Gemma, whose norms scale by 1 + w, reads them as about 2); biases
+ * are small. The same options give the same bytes.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -32,7 +33,10 @@ export interface GenerateOptions {
   seed?: number;
   /** tie_word_embeddings (ignored for Baichuan, which never ties). */
   tie?: boolean;
-  ropeScaling?: 'none' | 'linear' | 'llama3';
+  /** 'longrope': Phi-3 only (short/long factors, original_max_position_embeddings = max / 4). */
+  ropeScaling?: 'none' | 'linear' | 'llama3' | 'longrope';
+  /** Phi-3 only: partial_rotary_factor (default: not written, i.e. 1). */
+  partialRotaryFactor?: number;
   /** Mistral: sliding_window (default 8); Qwen2/3: turns use_sliding_window on for every layer. */
   slidingWindow?: number;
   hiddenSize?: number;
@@ -50,10 +54,40 @@ export interface GenerateOptions {
    * instead of Baichuan 2's `BaichuanForCausalLM` (NormHead: lm_head rows normalised). Same tensors.
    */
   baichuan1?: boolean;
+  /**
+   * Granite only: embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling
+   * (default 2.5, 0.6, 0.5, 1.7: each far enough from 1 and from 1/sqrt(head_dim) that a
+   * forgotten or misplaced one fails the parity tolerances).
+   */
+  graniteMultipliers?: { embedding: number; residual: number; attention: number; logitsScaling: number };
+  /**
+   * Gemma 2 only: attn_logit_softcapping and final_logit_softcapping (default 3.5 and 4.5: small
+   * enough that capping changes this tiny model's numbers; Gemma 2's own are 50 and 30). Not whole
+   * numbers: JSON writes those as ints, which Gemma2Config's strict float fields refuse.
+   */
+  gemmaSoftcaps?: { attention: number | null; final: number | null };
+  /**
+   * Mixtral / Qwen3-MoE: experts (default 4), experts per token (2), Qwen3-MoE's
+   * moe_intermediate_size (default 24), norm_topk_prob (default true, as Qwen3-30B-A3B),
+   * decoder_sparse_step (1) and mlp_only_layers ([]); Mixtral's experts are intermediate_size wide.
+   */
+  moe?: { experts?: number; topK?: number; intermediate?: number; normTopk?: boolean; sparseStep?: number; mlpOnly?: number[] };
+  /** SmolLM3 only: no_rope_layer_interval (default 2, so that a 3-layer model has a no-RoPE layer); the list is written out as SmolLM3Config does. */
+  noRopeInterval?: number;
 }
 
 export const SHORT_ARCH: Record<string, Architecture> = {
   llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', baichuan: 'BaichuanForCausalLM',
+};
+
+/**
+ * Issue 14's architectures, apart from SHORT_ARCH: suites that run every SHORT_ARCH entry with
+ * per-architecture expectations (inspect, rewrite, fuzz seeds) cover the first five; these are
+ * covered by test/helpers/checkpointCases.ts and test/engine/arch-dense.test.ts.
+ */
+export const MORE_SHORT_ARCH: Record<string, Architecture> = {
+  granite: 'GraniteForCausalLM', smollm3: 'SmolLM3ForCausalLM', olmo2: 'Olmo2ForCausalLM', phi3: 'Phi3ForCausalLM',
+  gemma2: 'Gemma2ForCausalLM', gemma3: 'Gemma3ForCausalLM', mixtral: 'MixtralForCausalLM', qwen3moe: 'Qwen3MoeForCausalLM',
 };
 
 const TORCH_DTYPE: Record<GenDType, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
@@ -62,7 +96,10 @@ const TORCH_DTYPE: Record<GenDType, string> = { F32: 'float32', F16: 'float16', 
 export function generatedConfigJson(opts: GenerateOptions): Record<string, unknown> {
   const arch = opts.architecture;
   const layers = opts.layers ?? 4;
-  const hidden = opts.hiddenSize ?? 32;
+  const gemma = arch === 'Gemma2ForCausalLM' || arch === 'Gemma3ForCausalLM';
+  // Gemma scales embeddings by sqrt(hidden) rounded to the weights' dtype; 64 (sqrt 8) is exact
+  // in every dtype, so a float64 run of the same checkpoint scales identically.
+  const hidden = opts.hiddenSize ?? (gemma ? 64 : 32);
   const heads = opts.numAttentionHeads ?? 4;
   const kvHeads = arch === 'BaichuanForCausalLM' ? heads : opts.numKeyValueHeads ?? 2;
   const maxPos = opts.maxPositionEmbeddings ?? 128;
@@ -106,6 +143,62 @@ export function generatedConfigJson(opts: GenerateOptions): Record<string, unkno
         ? { ...common, model_type: 'qwen2' }
         : { ...common, model_type: 'qwen3', head_dim: opts.headDim ?? 16, attention_bias: opts.attentionBias ?? false };
     }
+    case 'GraniteForCausalLM': {
+      const m = opts.graniteMultipliers ?? { embedding: 2.5, residual: 0.6, attention: 0.5, logitsScaling: 1.7 };
+      return { ...base, model_type: 'granite', num_key_value_heads: kvHeads, rope_theta: 10000.0, rope_scaling: ropeScaling, attention_bias: opts.attentionBias ?? false, mlp_bias: false,
+        embedding_multiplier: m.embedding, residual_multiplier: m.residual, attention_multiplier: m.attention, logits_scaling: m.logitsScaling };
+    }
+    case 'SmolLM3ForCausalLM': {
+      // SmolLM3Config.__post_init__ writes no_rope_layers (1 = RoPE) and layer_types out in full.
+      const interval = opts.noRopeInterval ?? 2;
+      const sliding = opts.slidingWindow !== undefined;
+      // pad_token_id: SmolLM3Config's default (128004) is outside a small test vocabulary.
+      return { ...base, model_type: 'smollm3', pad_token_id: null, num_key_value_heads: kvHeads, rope_theta: 2000000.0, rope_scaling: ropeScaling, attention_bias: opts.attentionBias ?? false, mlp_bias: false,
+        no_rope_layer_interval: interval, no_rope_layers: Array.from({ length: layers }, (_, i) => ((i + 1) % interval !== 0 ? 1 : 0)),
+        use_sliding_window: sliding, sliding_window: sliding ? opts.slidingWindow : null, layer_types: layerTypes(sliding ? 'sliding_attention' : 'full_attention') };
+    }
+    case 'Phi3ForCausalLM': {
+      // Phi3Config: pad_token_id's default (32000) is outside a small vocabulary; the LongRoPE
+      // factors are distinct per frequency, short ones near 1, long ones growing, as in Phi-3.5's.
+      const headDim = hidden / heads;
+      const half = Math.floor(headDim * (opts.partialRotaryFactor ?? 1)) / 2;
+      const original = Math.max(1, Math.floor(maxPos / 4));
+      const longrope = scaling === 'longrope' ? {
+        rope_scaling: { type: 'longrope', short_factor: Array.from({ length: half }, (_, i) => 1 + 0.05 * i), long_factor: Array.from({ length: half }, (_, i) => 1 + 1.5 * i) },
+        original_max_position_embeddings: original,
+      } : { rope_scaling: ropeScaling, original_max_position_embeddings: maxPos };
+      return { ...base, model_type: 'phi3', pad_token_id: null, num_key_value_heads: kvHeads, rope_theta: 10000.0, ...longrope,
+        ...(opts.partialRotaryFactor !== undefined ? { partial_rotary_factor: opts.partialRotaryFactor } : {}),
+        sliding_window: opts.slidingWindow ?? null, resid_pdrop: 0.0, embd_pdrop: 0.0, attention_dropout: 0.0 };
+    }
+    case 'Gemma2ForCausalLM':
+    case 'Gemma3ForCausalLM': {
+      // layer_types written out as the config classes do: Gemma 2 alternates sliding and full;
+      // here Gemma 3 makes every third layer full (its default pattern, 6, would leave a 3-layer
+      // model without one). Sliding window 20 (shorter than the longer test sequences),
+      // query_pre_attn_scalar 24 (not head_dim 16); Gemma 3's global layers take rope_theta 1e6
+      // with Gemma 3 4B's linear scaling x8, its sliding layers rope_local_base_freq 1e4.
+      const gemma3 = arch === 'Gemma3ForCausalLM';
+      const caps = opts.gemmaSoftcaps ?? { attention: 3.5, final: 4.5 };
+      const types = Array.from({ length: layers }, (_, i) => ((i + 1) % (gemma3 ? 3 : 2) ? 'sliding_attention' : 'full_attention'));
+      const common = { ...base, num_key_value_heads: kvHeads, head_dim: opts.headDim ?? hidden / heads, hidden_activation: 'gelu_pytorch_tanh', hidden_act: 'gelu_pytorch_tanh',
+        query_pre_attn_scalar: 24, sliding_window: opts.slidingWindow ?? 20, layer_types: types, attention_bias: opts.attentionBias ?? false, pad_token_id: 0 };
+      return gemma3
+        ? { ...common, model_type: 'gemma3_text', rope_theta: 1000000.0, rope_local_base_freq: 10000.0, rope_scaling: { rope_type: 'linear', factor: 8.0 },
+          attn_logit_softcapping: null, final_logit_softcapping: null }
+        : { ...common, model_type: 'gemma2', rope_theta: 10000.0, attn_logit_softcapping: caps.attention, final_logit_softcapping: caps.final };
+    }
+    case 'MixtralForCausalLM':
+      return { ...base, model_type: 'mixtral', num_key_value_heads: kvHeads, rope_theta: 1000000.0, rope_scaling: ropeScaling, sliding_window: opts.slidingWindow ?? null,
+        num_local_experts: opts.moe?.experts ?? 4, num_experts_per_tok: opts.moe?.topK ?? 2 };
+    case 'Qwen3MoeForCausalLM':
+      return { ...base, model_type: 'qwen3_moe', num_key_value_heads: kvHeads, head_dim: opts.headDim ?? 16, rope_theta: 1000000.0, rope_scaling: ropeScaling,
+        attention_bias: opts.attentionBias ?? false, use_sliding_window: opts.slidingWindow !== undefined, sliding_window: opts.slidingWindow ?? null,
+        num_experts: opts.moe?.experts ?? 4, num_experts_per_tok: opts.moe?.topK ?? 2, moe_intermediate_size: opts.moe?.intermediate ?? 24,
+        norm_topk_prob: opts.moe?.normTopk ?? true, decoder_sparse_step: opts.moe?.sparseStep ?? 1, mlp_only_layers: opts.moe?.mlpOnly ?? [] };
+    case 'Olmo2ForCausalLM':
+      // Olmo2Config's pad_token_id default (1) is a valid id here; no bos by default.
+      return { ...base, model_type: 'olmo2', num_key_value_heads: kvHeads, rope_theta: 500000.0, rope_scaling: ropeScaling, attention_bias: opts.attentionBias ?? false };
     case 'BaichuanForCausalLM':
       // Baichuan 7B's remote-code config: no num_key_value_heads, no rope_theta (10000 fixed).
       return { ...base, model_type: 'baichuan', model_max_length: maxPos, pad_token_id: 0,
@@ -245,7 +338,7 @@ export async function generateCheckpoint(dir: string, opts: GenerateOptions): Pr
 
 const USAGE = `Usage: node dist/scripts/generate-checkpoint.js OUT_DIR [options]
 
-  --arch llama|mistral|qwen2|qwen3|baichuan   (default llama)
+  --arch llama|mistral|qwen2|qwen3|baichuan|granite|smollm3|olmo2|phi3|gemma2|gemma3|mixtral|qwen3moe   (default llama)
   --dtype f32|f16|bf16                        (default f32)
   --shards N          1 = model.safetensors; N > 1 = N shards + index (default 1)
   --layers N          (default 4)
@@ -253,7 +346,7 @@ const USAGE = `Usage: node dist/scripts/generate-checkpoint.js OUT_DIR [options]
   --tie               tie lm_head to the embeddings
   --attention-bias    Llama/Qwen3: q/k/v/o biases
   --baichuan1         Baichuan: Baichuan 1's class name BaiChuanForCausalLM (no NormHead)
-  --rope-scaling none|linear|llama3
+  --rope-scaling none|linear|llama3|longrope (longrope: phi3)
   --sliding-window N  Mistral window (default 8); Qwen2/3: enable on every layer
   --hidden N  --intermediate N  --vocab N  --heads N  --kv-heads N  --head-dim N  --max-pos N`;
 
@@ -278,12 +371,13 @@ export async function generateCheckpointCli(argv: string[]): Promise<number> {
     if (typeof raw !== 'string' || !/^\d+$/.test(raw)) throw new Error(`--${name} expects a non-negative integer, got '${String(raw)}'`);
     return Number(raw);
   };
-  const arch = SHORT_ARCH[String(v.arch ?? 'llama').toLowerCase()];
-  if (!arch) throw new Error(`--arch must be one of ${Object.keys(SHORT_ARCH).join(', ')}, got '${String(v.arch)}'`);
+  const archs: Record<string, Architecture> = { ...SHORT_ARCH, ...MORE_SHORT_ARCH };
+  const arch = Object.hasOwn(archs, String(v.arch ?? 'llama').toLowerCase()) ? archs[String(v.arch ?? 'llama').toLowerCase()] : undefined;
+  if (!arch) throw new Error(`--arch must be one of ${Object.keys(archs).join(', ')}, got '${String(v.arch)}'`);
   const dtype = String(v.dtype ?? 'f32').toUpperCase();
   if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') throw new Error(`--dtype must be f32, f16 or bf16, got '${String(v.dtype)}'`);
   const rs = String(v['rope-scaling'] ?? 'none');
-  if (rs !== 'none' && rs !== 'linear' && rs !== 'llama3') throw new Error(`--rope-scaling must be none, linear or llama3, got '${rs}'`);
+  if (rs !== 'none' && rs !== 'linear' && rs !== 'llama3' && rs !== 'longrope') throw new Error(`--rope-scaling must be none, linear, llama3 or longrope, got '${rs}'`);
   const opts: GenerateOptions = {
     architecture: arch, dtype, shards: int('shards'), layers: int('layers'), seed: int('seed'), tie: v.tie === true, attentionBias: v['attention-bias'] === true, baichuan1: v.baichuan1 === true, ropeScaling: rs,
     slidingWindow: int('sliding-window'), hiddenSize: int('hidden'), intermediateSize: int('intermediate'), vocabSize: int('vocab'),

@@ -21,21 +21,32 @@ export interface LayerGemm {
  * The layer's projections grouped by distinct (n, k), in the order the layer runs them.
  * q: [heads*headDim, hidden], k/v: [kvHeads*headDim, hidden], o: [hidden, heads*headDim],
  * gate/up: [intermediate, hidden], down: [hidden, intermediate]. Baichuan's fused W_pack
- * [3*hidden, hidden] does the work of q, k and v and is counted as one GEMM.
+ * [3*hidden, hidden] (Phi-3's qkv_proj, [qd + 2*kvd, hidden]) does the work of q, k and v and is
+ * counted as one GEMM.
  */
 export function layerGemms(c: ModelConfig): LayerGemm[] {
   const H = c.hiddenSize;
   const qd = c.numAttentionHeads * c.headDim;
   const kvd = c.numKeyValueHeads * c.headDim;
   const list: { op: string; n: number; k: number }[] = c.fusedQkv
-    ? [{ op: 'W_pack', n: 3 * H, k: H }]
+    ? [{ op: 'W_pack', n: qd + 2 * kvd, k: H }]
     : [{ op: 'q', n: qd, k: H }, { op: 'k', n: kvd, k: H }, { op: 'v', n: kvd, k: H }];
-  list.push(
-    { op: 'o', n: H, k: qd },
-    { op: 'gate', n: c.intermediateSize, k: H },
-    { op: 'up', n: c.intermediateSize, k: H },
-    { op: 'down', n: H, k: c.intermediateSize },
-  );
+  list.push({ op: 'o', n: H, k: qd });
+  // The synthetic layer is layer 0: an MoE one runs the router and, per token, topK experts
+  // (counted as topK GEMMs over all tokens: the same FLOPs as each expert over its own tokens).
+  const moe = c.moe && !c.moe.denseLayers.includes(0) ? c.moe : undefined;
+  if (moe) {
+    list.push({ op: 'router', n: moe.numExperts, k: H });
+    for (let e = 0; e < moe.topK; e++) {
+      list.push({ op: 'expert gate', n: moe.intermediateSize, k: H }, { op: 'expert up', n: moe.intermediateSize, k: H }, { op: 'expert down', n: H, k: moe.intermediateSize });
+    }
+  } else {
+    list.push(
+      { op: 'gate', n: c.intermediateSize, k: H },
+      { op: 'up', n: c.intermediateSize, k: H },
+      { op: 'down', n: H, k: c.intermediateSize },
+    );
+  }
   const byShape = new Map<string, LayerGemm>();
   for (const { op, n, k } of list) {
     const key = `${n}x${k}`;

@@ -57,6 +57,20 @@ export function llamaShape(name: string, n: ShapeNumbers, ropeTheta = 10000, sou
   return { name, config: resolveConfig(raw, source) };
 }
 
+/**
+ * The MoE preset: Mixtral-8x7B's shape (hidden 4096, 32 layers, 32 heads, 8 kv heads, 8 experts
+ * of intermediate 14336, 2 per token, vocab 32000) as a MixtralForCausalLM config. One layer's
+ * experts are 5.6 GB of synthetic F32 weights (2.8 GB in BF16), so run it with --layers-to-run.
+ */
+export function moeShape(): BenchShape {
+  const raw: Record<string, unknown> = {
+    architectures: ['MixtralForCausalLM'], model_type: 'mixtral', hidden_size: 4096, num_hidden_layers: 32, num_attention_heads: 32,
+    num_key_value_heads: 8, intermediate_size: 14336, num_local_experts: 8, num_experts_per_tok: 2, vocab_size: 32000,
+    rms_norm_eps: 1e-5, rope_theta: 1e6, max_position_embeddings: 32768, tie_word_embeddings: false,
+  };
+  return { name: 'MoE', config: resolveConfig(raw, "bench shape 'MoE'") };
+}
+
 /** A built-in shape by name. */
 export function presetShape(name: 'S' | 'M'): BenchShape {
   const p = PRESETS[name];

@@ -23,7 +23,8 @@ import { Prng } from './prng';
 export const WEIGHT_STD = 0.02;
 const CHUNK_ELEMENTS = 1 << 20;
 /** Roles whose weights are RMSNorm scales: 1, as a freshly initialised model has them. */
-const NORM_ROLES: ReadonlySet<LayerTensorRole> = new Set(['input_layernorm', 'post_attention_layernorm', 'q_norm', 'k_norm']);
+const NORM_ROLES: ReadonlySet<LayerTensorRole> = new Set(['input_layernorm', 'post_attention_layernorm', 'q_norm', 'k_norm',
+  'pre_feedforward_layernorm', 'post_feedforward_layernorm']);
 
 export interface SyntheticLayerOptions {
   dtype: ComputeDType;

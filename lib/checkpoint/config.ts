@@ -2,7 +2,8 @@
  * config.json resolved once into a ModelConfig. Every default lives here (candle's
  * `LlamaConfig::into_config` idea); nothing downstream reads raw JSON. Defaults follow the
  * transformers configuration classes (LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config,
- * Baichuan's remote-code BaichuanConfig).
+ * Baichuan's remote-code BaichuanConfig, GraniteConfig, SmolLM3Config, Olmo2Config, Phi3Config,
+ * Gemma2Config, Gemma3TextConfig, MixtralConfig, Qwen3MoeConfig; transformers 5.x).
  */
 import { ShortGptError } from '../errors';
 import { printable, quoted } from '../util/printable';
@@ -11,6 +12,8 @@ import type { Architecture, ModelConfig, RopeScaling } from './types';
 /** The config.json `architectures` the engine runs (others are refused with ERR_UNSUPPORTED_ARCHITECTURE). */
 export const SUPPORTED_ARCHITECTURES: readonly Architecture[] = [
   'LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', 'BaichuanForCausalLM',
+  'GraniteForCausalLM', 'SmolLM3ForCausalLM', 'Olmo2ForCausalLM', 'Phi3ForCausalLM', 'Gemma2ForCausalLM', 'Gemma3ForCausalLM',
+  'MixtralForCausalLM', 'Qwen3MoeForCausalLM',
 ];
 
 /** Per-architecture defaults for fields a config.json may omit (transformers' class defaults). */
@@ -20,8 +23,18 @@ const DEFAULTS: Record<Architecture, { maxPositionEmbeddings: number; slidingWin
   Qwen2ForCausalLM: { maxPositionEmbeddings: 32768, slidingWindow: 4096, maxWindowLayers: 28 },
   Qwen3ForCausalLM: { maxPositionEmbeddings: 32768, slidingWindow: 4096, maxWindowLayers: 28 },
   BaichuanForCausalLM: { maxPositionEmbeddings: 4096, slidingWindow: 0, maxWindowLayers: 0 },
+  GraniteForCausalLM: { maxPositionEmbeddings: 2048, slidingWindow: 0, maxWindowLayers: 0 },
+  SmolLM3ForCausalLM: { maxPositionEmbeddings: 32768, slidingWindow: 0, maxWindowLayers: 0 },
+  Olmo2ForCausalLM: { maxPositionEmbeddings: 2048, slidingWindow: 0, maxWindowLayers: 0 },
+  Phi3ForCausalLM: { maxPositionEmbeddings: 4096, slidingWindow: 0, maxWindowLayers: 0 },
+  Gemma2ForCausalLM: { maxPositionEmbeddings: 8192, slidingWindow: 4096, maxWindowLayers: 0 },
+  Gemma3ForCausalLM: { maxPositionEmbeddings: 131072, slidingWindow: 4096, maxWindowLayers: 0 },
+  MixtralForCausalLM: { maxPositionEmbeddings: 4096 * 32, slidingWindow: 0, maxWindowLayers: 0 },
+  Qwen3MoeForCausalLM: { maxPositionEmbeddings: 32768, slidingWindow: 4096, maxWindowLayers: 0 },
 };
 const DEFAULT_ROPE_THETA = 10000;
+/** SmolLM3Config.default_theta: the RoPE base when the config names none. */
+const SMOLLM3_ROPE_THETA = 2000000;
 const DEFAULT_RMS_NORM_EPS = 1e-6;
 
 /** Other spellings seen in the wild, and model_type -> class for configs without `architectures`. */
@@ -30,6 +43,8 @@ const ALIASES: Record<string, Architecture> = {
 };
 const BY_MODEL_TYPE: Record<string, Architecture> = {
   llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', baichuan: 'BaichuanForCausalLM',
+  granite: 'GraniteForCausalLM', smollm3: 'SmolLM3ForCausalLM', olmo2: 'Olmo2ForCausalLM', phi3: 'Phi3ForCausalLM',
+  gemma2: 'Gemma2ForCausalLM', gemma3_text: 'Gemma3ForCausalLM', mixtral: 'MixtralForCausalLM', qwen3_moe: 'Qwen3MoeForCausalLM',
 };
 
 /**
@@ -192,7 +207,7 @@ function resolveQwenSlidingWindow(r: Reader, arch: Architecture, layers: number)
  * num_hidden_layers entries to the kept layers; one of another length would be copied unchanged
  * and then describe layers the output does not have, so it is refused here, naming both lengths.
  */
-const PER_LAYER_LISTS = ['layer_types', 'mlp_layer_types'];
+const PER_LAYER_LISTS = ['layer_types', 'mlp_layer_types', 'no_rope_layers'];
 
 function checkPerLayerLists(r: Reader, layers: number): void {
   for (const field of PER_LAYER_LISTS) {
@@ -203,6 +218,208 @@ function checkPerLayerLists(r: Reader, layers: number): void {
       throw r.error(field, `has ${v.length} entries, but num_hidden_layers is ${layers}; it must have one entry per layer`);
     }
   }
+}
+
+/**
+ * SmolLM3 (modeling_smollm3.py): layer i applies RoPE iff `no_rope_layers[i]` is truthy (the
+ * name is the opposite of its meaning); without the list, SmolLM3Config builds it as
+ * (i + 1) % no_rope_layer_interval != 0, i.e. every interval-th layer has no RoPE. Returns the
+ * layers without RoPE, ascending.
+ */
+function resolveNoRopeLayers(r: Reader, layers: number): number[] {
+  const v = r.raw.no_rope_layers;
+  if (v === undefined || v === null) {
+    const interval = r.positiveInt('no_rope_layer_interval', 4);
+    const out: number[] = [];
+    for (let i = interval - 1; i < layers; i += interval) out.push(i);
+    return out;
+  }
+  // Its length was checked against num_hidden_layers by checkPerLayerLists.
+  const list = v as unknown[];
+  if (!list.every((x) => x === 0 || x === 1 || x === true || x === false)) {
+    throw r.error('no_rope_layers', `must hold 1 (RoPE) or 0 (no RoPE) for each of the ${layers} layers, got ${describeValue(v)}`);
+  }
+  return list.flatMap((x, i) => (x === 0 || x === false ? [i] : []));
+}
+
+/**
+ * SmolLM3's sliding window: with use_sliding_window, on the layers `layer_types` marks
+ * 'sliding_attention' (SmolLM3Config derives the list when absent: the no-RoPE layers, if
+ * sliding_window is set). One window for every layer or none; a mix is refused, as for Qwen.
+ */
+function resolveSmolLm3SlidingWindow(r: Reader, layers: number, noRope: number[]): number | null {
+  if (!r.bool('use_sliding_window', false) || !r.has('sliding_window')) return null;
+  const window = r.positiveInt('sliding_window');
+  const types = r.raw.layer_types;
+  let sliding: number;
+  if (types !== undefined && types !== null) {
+    if (!Array.isArray(types) || !types.every((t) => t === 'full_attention' || t === 'sliding_attention')) {
+      throw r.error('layer_types', `must list 'full_attention' or 'sliding_attention' for each of the ${layers} layers`);
+    }
+    sliding = types.filter((t) => t === 'sliding_attention').length;
+  } else {
+    sliding = noRope.length;
+  }
+  if (sliding === layers) return window;
+  if (sliding === 0) return null;
+  throw unsupported(r.file, `use_sliding_window with a window on only some layers (${sliding} of ${layers}) is not supported; the engine applies one attention window to every layer`);
+}
+
+/**
+ * Phi3Config's RoPE: `partial_rotary_factor` (in rope_parameters / rope_scaling, else top level,
+ * else 1) gives the rotated dimensions int(head_dim * factor); rope type 'longrope' ('su' and
+ * 'yarn' are read as 'longrope', as Phi3Config.convert_rope_params_to_dict does) takes
+ * short_factor / long_factor lists of rotaryDim / 2 entries, the top-level
+ * original_max_position_embeddings (Phi3Config default 4096; it wins over the one inside, as
+ * standardize_rope_params does), `factor` (default max_position_embeddings / original) and
+ * `attention_factor` (default sqrt(1 + ln(factor) / ln(original)), or 1 when factor <= 1).
+ */
+function resolvePhi3Rope(r: Reader, headDim: number, maxPositionEmbeddings: number): { rotaryDim: number; scaling: RopeScaling } {
+  const field = r.has('rope_scaling') ? 'rope_scaling' : 'rope_parameters';
+  const v = r.raw[field];
+  if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v))) throw r.error(field, `must be an object or null, got ${describeValue(v)}`);
+  const o = (v ?? {}) as Record<string, unknown>;
+  const inner = new Reader(o, r.file);
+  const prf = o.partial_rotary_factor !== undefined ? inner.positiveNumber('partial_rotary_factor', 1) : r.positiveNumber('partial_rotary_factor', 1);
+  const rotaryDim = Math.floor(headDim * prf);
+  if (prf > 1 || rotaryDim < 2 || rotaryDim % 2 !== 0) {
+    throw r.error('partial_rotary_factor', `(${prf}) must give an even number of rotary dimensions in [2, head_dim ${headDim}], got ${rotaryDim}`);
+  }
+  const kind = o.rope_type ?? o.type ?? 'default';
+  if (kind === 'default') return { rotaryDim, scaling: { type: 'none' } };
+  if (kind !== 'longrope' && kind !== 'su' && kind !== 'yarn') {
+    const key = o.rope_type !== undefined ? 'rope_type' : 'type';
+    throw new ShortGptError('ERR_UNSUPPORTED_ROPE_SCALING', `${r.file}: field '${field}.${key}' is ${describeValue(kind)}; Phi3ForCausalLM supports default and longrope`);
+  }
+  const factors = (key: string): number[] => {
+    const list = o[key];
+    if (!Array.isArray(list) || list.length !== rotaryDim / 2 || !list.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
+      throw r.error(`${field}.${key}`, `must be a list of ${rotaryDim / 2} positive numbers (one per rotary frequency), got ${describeValue(list)}`);
+    }
+    return list as number[];
+  };
+  const original = r.positiveInt('original_max_position_embeddings', 4096);
+  const factor = o.factor !== undefined && o.factor !== null ? inner.positiveNumber('factor', 1) : maxPositionEmbeddings / original;
+  const attentionFactor = o.attention_factor !== undefined && o.attention_factor !== null ? inner.positiveNumber('attention_factor', 1)
+    : factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(original));
+  return {
+    rotaryDim,
+    scaling: { type: 'longrope', shortFactor: factors('short_factor'), longFactor: factors('long_factor'), originalMaxPositionEmbeddings: original, attentionFactor },
+  };
+}
+
+const isGemma = (a: Architecture): boolean => a === 'Gemma2ForCausalLM' || a === 'Gemma3ForCausalLM';
+
+/** A soft-capping value: null/absent (none, when the default is null) or a positive number. */
+function softcap(r: Reader, field: string, fallback: number | null): number | null {
+  if (!Object.hasOwn(r.raw, field)) return fallback;
+  if (r.raw[field] === null) return null;
+  return r.positiveNumber(field, 1);
+}
+
+/**
+ * Gemma2Config / Gemma3TextConfig: `layer_types` (else Gemma 2 alternates sliding, full, ...;
+ * Gemma 3 makes every `sliding_window_pattern`-th layer (default 6) full), sliding_window
+ * (default 4096; null: none), query_pre_attn_scalar (default 256), the soft-capping values
+ * (Gemma 2: 50 and 30; Gemma 3: none), and Gemma 3's RoPE per layer type: full-attention layers
+ * take rope_theta (default 1e6) and rope_scaling, sliding ones rope_local_base_freq (default
+ * 10000) unscaled; transformers 5's nested rope_parameters {full_attention, sliding_attention}
+ * say the same.
+ */
+function resolveGemma(r: Reader, architecture: Architecture, layers: number, hiddenSize: number, maxPositionEmbeddings: number): {
+  gemma: NonNullable<ModelConfig['gemma']>; slidingWindow: number | null; ropeTheta: number | null; ropeScaling: RopeScaling | null;
+} {
+  const gemma3 = architecture === 'Gemma3ForCausalLM';
+  const act = r.raw.hidden_activation ?? 'gelu_pytorch_tanh';
+  if (act !== 'gelu_pytorch_tanh') throw unsupported(r.file, `field 'hidden_activation' is ${describeValue(act)}; only 'gelu_pytorch_tanh' (GeGLU) is supported`);
+  if (r.bool('use_bidirectional_attention', false)) throw unsupported(r.file, "field 'use_bidirectional_attention' is true; only causal attention is supported");
+  let types: unknown[];
+  if (r.has('layer_types')) {
+    types = r.raw.layer_types as unknown[]; // length checked by checkPerLayerLists
+    if (!types.every((t) => t === 'full_attention' || t === 'sliding_attention')) {
+      throw r.error('layer_types', `must list 'full_attention' or 'sliding_attention' for each of the ${layers} layers`);
+    }
+  } else {
+    const pattern = gemma3 ? r.positiveInt('sliding_window_pattern', 6) : 2;
+    types = Array.from({ length: layers }, (_, i) => ((i + 1) % pattern ? 'sliding_attention' : 'full_attention'));
+  }
+  const window = r.raw.sliding_window === null ? null : r.positiveInt('sliding_window', 4096);
+  const fullAttentionLayers = types.flatMap((t, i) => (t === 'full_attention' ? [i] : []));
+  const slidingWindow = window !== null && fullAttentionLayers.length < layers ? window : null;
+  let ropeTheta: number | null = null;
+  let ropeScaling: RopeScaling | null = null;
+  let localRopeTheta: number | null = null;
+  if (gemma3) {
+    const rp = r.raw.rope_parameters;
+    const nested = typeof rp === 'object' && rp !== null && !Array.isArray(rp) && ('full_attention' in rp || 'sliding_attention' in rp)
+      ? rp as Record<string, unknown> : null;
+    const sub = (key: string): Record<string, unknown> | null => {
+      const v = nested?.[key];
+      if (v === undefined || v === null) return null;
+      if (typeof v !== 'object' || Array.isArray(v)) throw r.error(`rope_parameters.${key}`, `must be an object, got ${describeValue(v)}`);
+      return v as Record<string, unknown>;
+    };
+    const full = sub('full_attention');
+    const local = sub('sliding_attention');
+    ropeTheta = full?.rope_theta !== undefined ? new Reader(full, r.file).positiveNumber('rope_theta', 1e6) : r.positiveNumber('rope_theta', 1e6);
+    localRopeTheta = local?.rope_theta !== undefined ? new Reader(local, r.file).positiveNumber('rope_theta', 1e4) : r.positiveNumber('rope_local_base_freq', 1e4);
+    const localKind = local?.rope_type ?? local?.type ?? 'default';
+    if (localKind !== 'default') {
+      throw new ShortGptError('ERR_UNSUPPORTED_ROPE_SCALING', `${r.file}: field 'rope_parameters.sliding_attention.rope_type' is ${describeValue(localKind)}; Gemma 3's sliding layers are supported with default RoPE only`);
+    }
+    if (nested) ropeScaling = resolveRopeScaling(new Reader({ rope_scaling: full ?? null }, r.file), maxPositionEmbeddings);
+  }
+  return {
+    gemma: {
+      // GemmaTextScaledWordEmbedding: embed_scale = hidden_size ** 0.5 (rounded to the weights' dtype by the engine).
+      embeddingScale: Math.sqrt(hiddenSize),
+      attentionScale: r.positiveNumber('query_pre_attn_scalar', 256) ** -0.5,
+      attnLogitSoftcapping: softcap(r, 'attn_logit_softcapping', gemma3 ? null : 50),
+      finalLogitSoftcapping: softcap(r, 'final_logit_softcapping', gemma3 ? null : 30),
+      fullAttentionLayers,
+      localRopeTheta,
+    },
+    slidingWindow,
+    ropeTheta,
+    ropeScaling,
+  };
+}
+
+/**
+ * MixtralConfig: num_local_experts (8), num_experts_per_tok (2), experts of intermediate_size,
+ * top-k weights always renormalised (MixtralTopKRouter). Qwen3MoeConfig: num_experts (128),
+ * num_experts_per_tok (8), moe_intermediate_size (768), norm_topk_prob (false); layer i is sparse
+ * iff it is not in mlp_only_layers and num_experts > 0 and (i + 1) % decoder_sparse_step == 0
+ * (Qwen3MoeDecoderLayer), else an ordinary MLP of intermediate_size.
+ */
+function resolveMoe(r: Reader, architecture: Architecture, layers: number, intermediateSize: number): NonNullable<ModelConfig['moe']> {
+  if (architecture === 'MixtralForCausalLM') {
+    const numExperts = r.positiveInt('num_local_experts', 8);
+    const topK = r.positiveInt('num_experts_per_tok', 2);
+    if (topK > numExperts) throw r.error('num_experts_per_tok', `(${topK}) must not exceed num_local_experts (${numExperts})`);
+    return { numExperts, topK, intermediateSize, normTopkProb: true, denseLayers: [] };
+  }
+  const numExperts = r.has('num_experts') ? r.nonNegativeInt('num_experts') : 128;
+  const topK = r.positiveInt('num_experts_per_tok', 8);
+  if (numExperts > 0 && topK > numExperts) throw r.error('num_experts_per_tok', `(${topK}) must not exceed num_experts (${numExperts})`);
+  const step = r.positiveInt('decoder_sparse_step', 1);
+  const only = r.raw.mlp_only_layers ?? [];
+  if (!Array.isArray(only) || !only.every((i) => typeof i === 'number' && Number.isSafeInteger(i) && i >= 0 && i < layers)) {
+    throw r.error('mlp_only_layers', `must be a list of layer indices in [0, ${layers}), got ${describeValue(r.raw.mlp_only_layers)}`);
+  }
+  const denseLayers: number[] = [];
+  for (let i = 0; i < layers; i++) if (only.includes(i) || numExperts === 0 || (i + 1) % step !== 0) denseLayers.push(i);
+  return { numExperts, topK, intermediateSize: r.positiveInt('moe_intermediate_size', 768), normTopkProb: r.bool('norm_topk_prob', false), denseLayers };
+}
+
+/** Granite's multipliers (GraniteConfig defaults 1.0 each). */
+function resolveGraniteMultipliers(r: Reader): NonNullable<ModelConfig['multipliers']> {
+  return {
+    embedding: r.positiveNumber('embedding_multiplier', 1),
+    residual: r.positiveNumber('residual_multiplier', 1),
+    attention: r.positiveNumber('attention_multiplier', 1),
+    logitsScaling: r.positiveNumber('logits_scaling', 1),
+  };
 }
 
 /**
@@ -236,7 +453,10 @@ export function resolveConfig(raw: unknown, file: string): ModelConfig {
   if (architecture === 'BaichuanForCausalLM') checkBaichuanLayout(r, hiddenSize, numHiddenLayers);
 
   // Baichuan 7B has no GQA and no such field.
-  const numKeyValueHeads = architecture === 'BaichuanForCausalLM' ? numAttentionHeads : r.positiveInt('num_key_value_heads', numAttentionHeads);
+  // SmolLM3Config defaults num_key_value_heads to 4, the others to num_attention_heads.
+  const numKeyValueHeads = architecture === 'BaichuanForCausalLM' ? numAttentionHeads
+    : r.positiveInt('num_key_value_heads', architecture === 'SmolLM3ForCausalLM' || isGemma(architecture) || architecture === 'Qwen3MoeForCausalLM' ? 4
+      : architecture === 'MixtralForCausalLM' ? 8 : numAttentionHeads);
   if (numAttentionHeads % numKeyValueHeads !== 0) {
     throw r.error('num_key_value_heads', `(${numKeyValueHeads}) must divide num_attention_heads (${numAttentionHeads})`);
   }
@@ -246,13 +466,16 @@ export function resolveConfig(raw: unknown, file: string): ModelConfig {
   } else if (architecture === 'Qwen3ForCausalLM') {
     // transformers' Qwen3Config defaults head_dim to 128, not hidden/heads.
     headDim = 128;
+  } else if (isGemma(architecture)) {
+    headDim = 256; // Gemma2Config / Gemma3TextConfig default
   } else {
     if (hiddenSize % numAttentionHeads !== 0) throw r.error('hidden_size', `(${hiddenSize}) must be a multiple of num_attention_heads (${numAttentionHeads}) when head_dim is not given`);
     headDim = hiddenSize / numAttentionHeads;
   }
   if (headDim % 2 !== 0) throw r.error('head_dim', `must be even for rotary embeddings, got ${headDim}`);
 
-  const act = r.raw.hidden_act ?? 'silu';
+  // Gemma reads `hidden_activation` (checked in resolveGemma); its configs also carry a legacy hidden_act.
+  const act = isGemma(architecture) ? 'silu' : r.raw.hidden_act ?? 'silu';
   if (act !== 'silu') throw unsupported(file, `field 'hidden_act' is ${describeValue(act)}; only 'silu' (SwiGLU MLP) is supported`);
   if (r.bool('mlp_bias', false)) throw unsupported(file, "field 'mlp_bias' is true; MLP biases are not supported");
 
@@ -260,14 +483,23 @@ export function resolveConfig(raw: unknown, file: string): ModelConfig {
   // transformers v5 moves rope_theta into `rope_parameters`; the top-level field wins when both exist.
   const ropeParams = r.raw.rope_parameters;
   const nestedTheta = typeof ropeParams === 'object' && ropeParams !== null ? (ropeParams as Record<string, unknown>).rope_theta : undefined;
-  const ropeTheta = r.has('rope_theta') || nestedTheta === undefined ? r.positiveNumber('rope_theta', DEFAULT_ROPE_THETA)
-    : new Reader(ropeParams as Record<string, unknown>, file).positiveNumber('rope_theta', DEFAULT_ROPE_THETA);
+  // SmolLM3Config.default_theta 2e6, MixtralConfig.default_theta 1e6, the others 10000.
+  const defaultTheta = architecture === 'SmolLM3ForCausalLM' ? SMOLLM3_ROPE_THETA : architecture === 'MixtralForCausalLM' ? 1e6 : DEFAULT_ROPE_THETA;
+  const ropeTheta = r.has('rope_theta') || nestedTheta === undefined ? r.positiveNumber('rope_theta', defaultTheta)
+    : new Reader(ropeParams as Record<string, unknown>, file).positiveNumber('rope_theta', defaultTheta);
 
   let attentionBias = false;
   let slidingWindow: number | null = null;
   switch (architecture) {
     case 'LlamaForCausalLM':
     case 'Qwen3ForCausalLM':
+    case 'GraniteForCausalLM':
+    case 'SmolLM3ForCausalLM':
+    case 'Olmo2ForCausalLM':
+    case 'Gemma2ForCausalLM':
+    case 'Gemma3ForCausalLM':
+    case 'Qwen3MoeForCausalLM':
+      // q/k/v and o_proj all built with bias=config.attention_bias.
       attentionBias = r.bool('attention_bias', false);
       break;
     case 'Qwen2ForCausalLM':
@@ -282,6 +514,23 @@ export function resolveConfig(raw: unknown, file: string): ModelConfig {
   } else if (architecture === 'Qwen2ForCausalLM' || architecture === 'Qwen3ForCausalLM') {
     slidingWindow = resolveQwenSlidingWindow(r, architecture, numHiddenLayers);
   }
+  if (architecture === 'MixtralForCausalLM' && r.has('sliding_window')) {
+    // MixtralConfig: sliding_window defaults to None; when set, every layer's mask uses it.
+    slidingWindow = r.positiveInt('sliding_window');
+  } else if (architecture === 'Qwen3MoeForCausalLM' && r.bool('use_sliding_window', false) && r.raw.sliding_window !== null) {
+    // Qwen3MoeConfig: sliding_window (default 4096) only with use_sliding_window, on every layer.
+    slidingWindow = r.positiveInt('sliding_window', d.slidingWindow);
+  }
+  const moe = architecture === 'MixtralForCausalLM' || architecture === 'Qwen3MoeForCausalLM' ? resolveMoe(r, architecture, numHiddenLayers, intermediateSize) : undefined;
+  if (architecture === 'Phi3ForCausalLM' && r.has('sliding_window')) {
+    // Phi3Model masks every layer with the window when config.sliding_window is set.
+    slidingWindow = r.positiveInt('sliding_window');
+  }
+  const phi3Rope = architecture === 'Phi3ForCausalLM' ? resolvePhi3Rope(r, headDim, maxPositionEmbeddings) : undefined;
+  const noRopeLayers = architecture === 'SmolLM3ForCausalLM' ? resolveNoRopeLayers(r, numHiddenLayers) : undefined;
+  const gemma = isGemma(architecture) ? resolveGemma(r, architecture, numHiddenLayers, hiddenSize, maxPositionEmbeddings) : undefined;
+  if (gemma) slidingWindow = gemma.slidingWindow;
+  if (noRopeLayers) slidingWindow = resolveSmolLm3SlidingWindow(r, numHiddenLayers, noRopeLayers);
 
   const eos = r.raw.eos_token_id;
   let eosTokenId: number | number[] | null;
@@ -302,18 +551,26 @@ export function resolveConfig(raw: unknown, file: string): ModelConfig {
     numKeyValueHeads,
     headDim,
     vocabSize,
-    rmsNormEps: r.positiveNumber('rms_norm_eps', DEFAULT_RMS_NORM_EPS),
-    ropeTheta,
-    ropeScaling: resolveRopeScaling(r, maxPositionEmbeddings),
+    // Olmo2Config, Phi3Config and MixtralConfig default rms_norm_eps to 1e-5, the others to 1e-6.
+    rmsNormEps: r.positiveNumber('rms_norm_eps', ['Olmo2ForCausalLM', 'Phi3ForCausalLM', 'MixtralForCausalLM'].includes(architecture) ? 1e-5 : DEFAULT_RMS_NORM_EPS),
+    ropeTheta: gemma?.ropeTheta ?? ropeTheta,
+    ropeScaling: phi3Rope ? phi3Rope.scaling : gemma?.ropeScaling ?? resolveRopeScaling(r, maxPositionEmbeddings),
     maxPositionEmbeddings,
     // Baichuan's lm_head is never tied to the embeddings.
-    tieWordEmbeddings: architecture === 'BaichuanForCausalLM' ? false : r.bool('tie_word_embeddings', false),
+    // SmolLM3Config and the Gemma configs default tie_word_embeddings to true, the others to false.
+    tieWordEmbeddings: architecture === 'BaichuanForCausalLM' ? false : r.bool('tie_word_embeddings', architecture === 'SmolLM3ForCausalLM' || isGemma(architecture)),
     attentionBias,
-    qkNorm: architecture === 'Qwen3ForCausalLM',
-    fusedQkv: architecture === 'BaichuanForCausalLM',
+    qkNorm: ['Qwen3ForCausalLM', 'Olmo2ForCausalLM', 'Gemma3ForCausalLM', 'Qwen3MoeForCausalLM'].includes(architecture),
+    fusedQkv: architecture === 'BaichuanForCausalLM' || architecture === 'Phi3ForCausalLM',
     slidingWindow,
     bosTokenId: r.tokenId('bos_token_id'),
     eosTokenId,
     normalizedLmHead: architecture === 'BaichuanForCausalLM' && (r.raw.architectures as unknown[] | undefined)?.[0] !== 'BaiChuanForCausalLM',
+    ...(architecture === 'GraniteForCausalLM' ? { multipliers: resolveGraniteMultipliers(r) } : {}),
+    ...(noRopeLayers && noRopeLayers.length > 0 ? { noRopeLayers } : {}),
+    ...(architecture === 'Olmo2ForCausalLM' ? { postNorms: true } : {}),
+    ...(gemma ? { gemma: gemma.gemma } : {}),
+    ...(moe ? { moe } : {}),
+    ...(phi3Rope ? { fusedGateUp: true, ...(phi3Rope.rotaryDim !== headDim ? { rotaryDim: phi3Rope.rotaryDim } : {}) } : {}),
   };
 }

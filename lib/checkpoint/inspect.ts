@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { globalTensorSpecs, layerIndexOf } from './architectures';
 import { openCheckpoint } from './checkpoint';
-import type { Checkpoint, DType, RopeScaling, TensorInfo } from './types';
+import type { Checkpoint, DType, ModelConfig, RopeScaling, TensorInfo } from './types';
 import { formatBytes, formatCount } from '../util/format';
 import { printable } from '../util/printable';
 import type { ShortGptError } from '../errors';
@@ -38,6 +38,20 @@ export interface InspectReport {
   slidingWindow: number | null;
   /** rope_scaling as the engine applies it. */
   ropeScaling: RopeScaling;
+  /** Granite only: embedding_multiplier, residual_multiplier, attention_multiplier, logits_scaling. */
+  multipliers?: { embedding: number; residual: number; attention: number; logitsScaling: number };
+  /** SmolLM3 only (when any): the layers that apply no rotary embedding. */
+  noRopeLayers?: number[];
+  /** Phi-3 partial_rotary_factor < 1 only: the dimensions of each head that RoPE rotates. */
+  rotaryDim?: number;
+  /** Gemma 2/3 only: the embedding and attention scales, soft-capping, full-attention layers, local RoPE base. */
+  gemma?: ModelConfig['gemma'];
+  /**
+   * Mixtral / Qwen3-MoE only: experts per MoE layer, experts each token runs, the layers with a
+   * dense MLP instead, and the parameters one token uses (totalParameters less the experts it
+   * does not run; the embeddings counted whole, as in totalParameters).
+   */
+  moe?: { numExperts: number; expertsPerToken: number; denseLayers: number[]; activeParametersPerToken: number };
   /** Tensor count per dtype. */
   dtypes: Partial<Record<DType, number>>;
   /** Parameters of each decoder layer, from the tensors actually present (index = layer). */
@@ -65,6 +79,17 @@ export interface InspectReport {
 
 export function elementCount(t: TensorInfo): number {
   return t.shape.reduce((a, d) => a * d, 1);
+}
+
+/** Parameters a token runs through: every expert tensor counted topK / numExperts of the way. */
+function moeSummary(c: ModelConfig, total: number): NonNullable<InspectReport['moe']> {
+  const m = c.moe!;
+  const perExpert = 3 * m.intermediateSize * c.hiddenSize;
+  const sparseLayers = c.numHiddenLayers - m.denseLayers.filter((l) => l < c.numHiddenLayers).length;
+  return {
+    numExperts: m.numExperts, expertsPerToken: m.topK, denseLayers: m.denseLayers,
+    activeParametersPerToken: total - sparseLayers * (m.numExperts - m.topK) * perExpert,
+  };
 }
 
 export function inspectCheckpointInfo(ckpt: Checkpoint, errors: readonly ShortGptError[] = []): InspectReport {
@@ -96,6 +121,11 @@ export function inspectCheckpointInfo(ckpt: Checkpoint, errors: readonly ShortGp
     tieWordEmbeddings: c.tieWordEmbeddings,
     slidingWindow: c.slidingWindow,
     ropeScaling: c.ropeScaling,
+    ...(c.multipliers ? { multipliers: c.multipliers } : {}),
+    ...(c.noRopeLayers ? { noRopeLayers: c.noRopeLayers } : {}),
+    ...(c.rotaryDim !== undefined ? { rotaryDim: c.rotaryDim } : {}),
+    ...(c.gemma ? { gemma: c.gemma } : {}),
+    ...(c.moe ? { moe: moeSummary(c, total) } : {}),
     dtypes,
     parametersPerLayer: perLayer,
     globalParameters,
@@ -135,7 +165,10 @@ function bytes(n: number): string {
 export function formatInspectReport(r: InspectReport): string {
   const distinct = [...new Set(r.parametersPerLayer)];
   const perLayer = distinct.length <= 1 ? group(distinct[0] ?? 0) : r.parametersPerLayer.map((p, i) => `${i}:${group(p)}`).join(' ');
-  const rope = r.ropeScaling.type === 'none' ? 'none' : `${r.ropeScaling.type} x${r.ropeScaling.factor}`;
+  const rs = r.ropeScaling;
+  const rope = rs.type === 'none' ? 'none'
+    : rs.type === 'longrope' ? `longrope (long factors above ${rs.originalMaxPositionEmbeddings} tokens, attention factor ${rs.attentionFactor.toFixed(4)})`
+      : `${rs.type} x${rs.factor}${r.gemma?.localRopeTheta != null ? ' (full-attention layers)' : ''}`;
   const lines = [
     `checkpoint     ${r.dir}`,
     `architecture   ${r.architecture} (model_type ${r.modelType || '?'})`,
@@ -145,6 +178,18 @@ export function formatInspectReport(r: InspectReport): string {
     `intermediate   ${r.intermediateSize}`,
     `vocab          ${r.vocabSize}${r.tieWordEmbeddings ? ' (lm_head tied to embeddings)' : ''}`,
     `attention      ${r.slidingWindow === null ? 'full causal' : `sliding window ${r.slidingWindow}`}; rope scaling ${rope}`,
+    ...(r.multipliers ? [`multipliers    embedding x${r.multipliers.embedding}, residual x${r.multipliers.residual}, attention scale ${r.multipliers.attention}, logits / ${r.multipliers.logitsScaling}`] : []),
+    ...(r.noRopeLayers ? [`no RoPE        layers ${r.noRopeLayers.join(', ')}`] : []),
+    ...(r.rotaryDim !== undefined ? [`rotary dims    ${r.rotaryDim} of head_dim ${r.headDim} (partial rotary)`] : []),
+    ...(r.moe ? [
+      `experts        ${r.moe.numExperts} per MoE layer, ${r.moe.expertsPerToken} per token${r.moe.denseLayers.length ? `; dense MLP layers ${r.moe.denseLayers.join(', ')}` : ''}`,
+      `active params  ${group(r.moe.activeParametersPerToken)} per token`,
+    ] : []),
+    ...(r.gemma ? [
+      `gemma          (1 + w) norms, GeGLU; embeddings x${r.gemma.embeddingScale.toFixed(4)} (in the weights' dtype), attention scale ${r.gemma.attentionScale.toFixed(6)}`,
+      `soft-capping   attention ${r.gemma.attnLogitSoftcapping ?? 'none'}, final logits ${r.gemma.finalLogitSoftcapping ?? 'none'}`,
+      `full attention layers ${r.gemma.fullAttentionLayers.join(', ') || 'none'}${r.gemma.localRopeTheta !== null ? `; sliding layers' RoPE base ${r.gemma.localRopeTheta}` : ''}`,
+    ] : []),
     `dtypes         ${Object.entries(r.dtypes).map(([d, n]) => `${d} x${n}`).join(', ')}`,
     `parameters     ${group(r.totalParameters)} total; ${perLayer} per layer; ${group(r.globalParameters)} outside layers`,
     `tensors        ${r.tensorCount}`,

@@ -53,13 +53,28 @@ export type Architecture =
   | 'MistralForCausalLM'
   | 'Qwen2ForCausalLM'
   | 'Qwen3ForCausalLM'
-  | 'BaichuanForCausalLM';
+  | 'BaichuanForCausalLM'
+  | 'GraniteForCausalLM'
+  | 'SmolLM3ForCausalLM'
+  | 'Olmo2ForCausalLM'
+  | 'Phi3ForCausalLM'
+  | 'Gemma2ForCausalLM'
+  | 'Gemma3ForCausalLM'
+  | 'MixtralForCausalLM'
+  | 'Qwen3MoeForCausalLM';
 
 /** config.json `rope_scaling`, as the engine applies it. */
 export type RopeScaling =
   | { type: 'none' }
   | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number }
+  /**
+   * Phi-3's LongRoPE (transformers' _compute_longrope_parameters): inverse frequencies divided by
+   * shortFactor for a sequence of at most originalMaxPositionEmbeddings tokens, by longFactor for a
+   * longer one (chosen per sequence, as transformers' longrope_frequency_update does for one
+   * sequence per forward); cos and sin times attentionFactor. One factor per rotary frequency.
+   */
+  | { type: 'longrope'; shortFactor: number[]; longFactor: number[]; originalMaxPositionEmbeddings: number; attentionFactor: number };
 
 /** config.json resolved once, with every default applied in lib/checkpoint/config.ts. */
 export interface ModelConfig {
@@ -100,6 +115,61 @@ export interface ModelConfig {
    * linear head. Absent means false. Affects logits/perplexity only, never Block Influence.
    */
   normalizedLmHead?: boolean;
+  /**
+   * Granite's four scalars (GraniteConfig; modeling_granite.py): embeddings times
+   * `embedding_multiplier`, each sublayer's output times `residual_multiplier` before its residual
+   * add, attention scores times `attention_multiplier` (instead of 1/sqrt(head_dim)), logits
+   * divided by `logits_scaling`. Absent: the plain decoder (all 1, scale 1/sqrt(head_dim)).
+   */
+  multipliers?: { embedding: number; residual: number; attention: number; logitsScaling: number };
+  /**
+   * The layers that apply no rotary embedding (SmolLM3: `no_rope_layers[i] == 0`), ascending.
+   * Absent or empty: every layer applies RoPE.
+   */
+  noRopeLayers?: number[];
+  /**
+   * OLMo 2 (modeling_olmo2.py): no input_layernorm; RMSNorm on the attention output
+   * (post_attention_layernorm) and on the MLP output (post_feedforward_layernorm), each before
+   * its residual add; and q_norm / k_norm over the whole q and k projections (qkNorm true too).
+   */
+  postNorms?: boolean;
+  /** Phi-3: gate_proj and up_proj fused row-wise as `mlp.gate_up_proj` ([gate; up], [2 * intermediate, hidden]). */
+  fusedGateUp?: boolean;
+  /**
+   * Dimensions of each head that RoPE rotates (int(head_dim * partial_rotary_factor), Phi-3 /
+   * Phi-4-mini); the rest pass unrotated. Absent: headDim.
+   */
+  rotaryDim?: number;
+  /**
+   * Gemma 2 / Gemma 3 (modeling_gemma2.py, modeling_gemma3.py); absent for the others. Every
+   * RMSNorm scales by (1 + weight); embeddings times sqrt(hidden_size) rounded to the embedding
+   * tensor's dtype (embed_scale.to(weight.dtype)); four norms per layer (input, post-attention,
+   * pre- and post-feed-forward); GeGLU with gelu_pytorch_tanh; attention scores times
+   * query_pre_attn_scalar^-0.5; optional tanh soft-capping of attention scores and final logits;
+   * a sliding window on the layers `layer_types` marks 'sliding_attention' only; Gemma 3's
+   * sliding layers use RoPE base `localRopeTheta` without scaling.
+   */
+  /**
+   * Mixtral / Qwen3-MoE sparse MLP (modeling_mixtral.py, modeling_qwen3_moe.py): a router
+   * (softmax over numExperts in f32, the topK largest, renormalised when normTopkProb) and topK
+   * SwiGLU experts of `intermediateSize` per token, weighted and summed. `denseLayers`
+   * (Qwen3-MoE's mlp_only_layers / decoder_sparse_step) have an ordinary MLP of the config's
+   * intermediate_size instead.
+   */
+  moe?: { numExperts: number; topK: number; intermediateSize: number; normTopkProb: boolean; denseLayers: number[] };
+  gemma?: {
+    embeddingScale: number;
+    attentionScale: number;
+    attnLogitSoftcapping: number | null;
+    finalLogitSoftcapping: number | null;
+    /**
+     * Layers `layer_types` marks 'full_attention'; the others use slidingWindow (when set) and,
+     * in Gemma 3, the local RoPE base.
+     */
+    fullAttentionLayers: number[];
+    /** Gemma 3: the RoPE base of the sliding layers (rope_local_base_freq); null for Gemma 2. */
+    localRopeTheta: number | null;
+  };
 }
 
 /** A checkpoint directory: config + one or more validated safetensors files. */
@@ -125,4 +195,13 @@ export type LayerTensorRole =
   /** o_proj bias: Llama and Qwen3 with `attention_bias: true` (never Qwen2, whose o_proj has none). */
   | 'o_bias'
   | 'q_norm' | 'k_norm'
+  /** OLMo 2: RMSNorm of the MLP output before its residual add. */
+  | 'post_feedforward_layernorm'
+  /** Phi-3's fused [gate; up] MLP input projection. */
+  | 'gate_up_proj'
+  /** Gemma 2/3: RMSNorm of the MLP input (their post_attention_layernorm follows the attention). */
+  | 'pre_feedforward_layernorm'
+  /** Mixtral / Qwen3-MoE: the router ([numExperts, hidden]) and expert e's projections. */
+  | 'moe_router'
+  | `expert_gate.${number}` | `expert_up.${number}` | `expert_down.${number}`
   | 'gate_proj' | 'up_proj' | 'down_proj';

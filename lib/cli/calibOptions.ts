@@ -27,12 +27,11 @@ export const CALIB_OPTION_HELP = `Data options:
   --samples N            score a seeded sample of N windows
   --seed N               seed for --samples (default 0)
   --batch-tokens N       tokens per engine batch (default 65536): bounds memory only
-  --max-calib-tokens N   stop reading data after N tokens (default 4194304 = 2^22), so memory
-                         and time stay bounded on any input; a warning says when it is reached
-Data may be text files (.txt/.md; documents split at <|endoftext|> lines), JSONL/JSON records,
-Parquet, raw token streams (.bin with --token-dtype), folders of them, or - for stdin. A file
-with no extension is text; other extensions (.csv, .gz, ...) and binary files are refused, and
-skipped with a note inside folders. Fewer than 16 calibration windows gives a warning.`;
+  --max-calib-tokens N   read at most N tokens (default 4194304 = 2^22; a warning says when
+                         reached), so memory and time stay bounded on any input
+Data may be text (.txt/.md or no extension; <|endoftext|> lines split documents), JSONL/JSON
+records, Parquet, token streams (.bin with --token-dtype), folders of them, or - for stdin; other
+files (.csv, .gz, binary) are refused, or skipped with a note in folders. Under 16 windows warns.`;
 
 /** Every value of a repeatable string option (`--calib a --calib b`), in order. */
 export function listOption(parsed: Parsed, name: string): string[] | undefined {

@@ -23,6 +23,9 @@ const PHASE_TEXT: Record<string, string> = {
   rescore: 're-scoring',
   'eval-before': 'perplexity before',
   'eval-after': 'perplexity after',
+  'eval-curve': 'quality curve',
+  heal: 'healing',
+  'eval-healed': 'perplexity healed',
   eval: 'perplexity',
   rewrite: 'writing',
 };

@@ -3,6 +3,9 @@ import { formatLayerList, mergekitYaml } from '../report/cuts';
 import { METRIC_NAMES } from '../report/types';
 import type { PrunePlan, PruneResult } from '../prune/prune';
 import { formatBytes, formatCount } from '../util/format';
+import { bootstrapLines } from './bootstrapOption';
+import { curveLines } from './qualityBoundOption';
+import { healedText } from '../report/healedText';
 
 const int = formatCount;
 const bytes = formatBytes;
@@ -36,11 +39,19 @@ export function resultText(r: PruneResult): string {
     ...scoreTable(r),
     `strategy ${rep.strategy}:`,
     ...rep.layers.filter((l) => l.removed).map((l) => `  layer ${l.layer}: ${l.reason}`),
+    ...(rep.qualityCurve ? curveLines(rep.qualityCurve) : []),
+    ...(rep.qualityCurve && rep.heal ? ['  (the curve is of plain deletion, layers skipped; the written model is then healed)'] : []),
     ...planLines(r.plan, rep.model.source),
   ];
   if (r.perplexity) {
     const p = r.perplexity;
-    lines.push(`perplexity on ${rep.perplexity?.data.join(', ')} (${int(p.before.predictions)} predictions): ${p.before.perplexity.toFixed(4)} -> ${p.after.perplexity.toFixed(4)} (${p.rise >= 0 ? 'rose' : 'fell'} by ${(Math.abs(p.rise) * 100).toFixed(1)}%)`);
+    lines.push(`perplexity on ${rep.perplexity?.data.join(', ')} (${int(p.before.predictions)} predictions): ${p.before.perplexity.toFixed(4)} -> ${p.after.perplexity.toFixed(4)} (${p.rise >= 0 ? 'rose' : 'fell'} by ${(Math.abs(p.rise) * 100).toFixed(1)}%${healedText(rep.heal?.perplexity, 4)})`);
+    const q = rep.perplexity;
+    if (q?.kl && q.top1Agreement !== undefined) lines.push(`KL(original || pruned): mean ${q.kl.mean.toPrecision(4)} nats, p95 ${q.kl.p95.toPrecision(4)} nats; top-1 agreement ${(100 * q.top1Agreement).toFixed(2)}%${q.klOf ? ' (of the plain cut, before healing)' : ''}`);
+  }
+  if (rep.bootstrap) {
+    lines.push(...bootstrapLines(rep.bootstrap));
+    if (rep.bootstrap.note) lines.push(`  ${rep.bootstrap.note}`);
   }
   if (r.outDir) lines.push(`wrote ${r.outDir} (with ${[...(r.rewrite?.extraFiles ?? []), ...(r.rewrite?.generatedFiles ?? [])].join(', ')})`);
   else lines.push('dry run: nothing written');

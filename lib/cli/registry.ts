@@ -7,5 +7,6 @@ import { evalCommand } from './commands/eval';
 import { inspectCommand } from './commands/inspect';
 import { pruneCommand } from './commands/prune';
 import { scoreCommand } from './commands/score';
+import { mergeCommand } from './commands/merge';
 
-export const commands: Command[] = [doctorCommand, inspectCommand, pruneCommand, scoreCommand, evalCommand, demoCommand, benchCommand];
+export const commands: Command[] = [doctorCommand, inspectCommand, pruneCommand, scoreCommand, mergeCommand, evalCommand, demoCommand, benchCommand];

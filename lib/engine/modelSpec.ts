@@ -27,6 +27,34 @@ export function nativeModelSpec(config: ModelConfig): NativeModelSpec {
     // From the architecture table, so the engine expects exactly the tensors the checkpoint check does.
     outputBias: layerTensorSpecs(config, 0).some((s) => s.role === 'o_bias'),
     normalizedLmHead: config.normalizedLmHead ?? false,
+    // Granite; the defaults are the plain decoder's (attentionScale 0: 1/sqrt(head_dim)).
+    embeddingMultiplier: config.multipliers?.embedding ?? config.gemma?.embeddingScale ?? 1,
+    residualMultiplier: config.multipliers?.residual ?? 1,
+    attentionScale: config.multipliers?.attention ?? config.gemma?.attentionScale ?? 0,
+    logitsScaling: config.multipliers?.logitsScaling ?? 1,
+    // SmolLM3: layers (as indexed in the checkpoint) that apply no rotary embedding.
+    noRopeLayers: config.noRopeLayers ?? [],
+    // OLMo 2: post-norms instead of pre-norms, q/k norms over the whole projection.
+    postNorms: config.postNorms ?? false,
+    // Phi-3: fused gate_up_proj, partial rotary (0: every dimension of the head).
+    fusedGateUp: config.fusedGateUp ?? false,
+    rotaryDim: config.rotaryDim ?? 0,
+    // Mixtral / Qwen3-MoE: layers whose weights carry 'moe_router' run the sparse MLP.
+    ...(config.moe ? {
+      numExperts: config.moe.numExperts,
+      numExpertsPerTok: config.moe.topK,
+      moeIntermediateSize: config.moe.intermediateSize,
+      normTopkProb: config.moe.normTopkProb,
+    } : {}),
+    // Gemma 2/3 (see ModelConfig.gemma).
+    ...(config.gemma ? {
+      gemmaNorms: true,
+      roundEmbeddingScale: true,
+      attnLogitSoftcapping: config.gemma.attnLogitSoftcapping ?? 0,
+      finalLogitSoftcapping: config.gemma.finalLogitSoftcapping ?? 0,
+      fullAttentionLayers: config.gemma.fullAttentionLayers,
+      localRopeTheta: config.gemma.localRopeTheta ?? 0,
+    } : {}),
   };
 }
 

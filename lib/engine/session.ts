@@ -4,7 +4,8 @@
  * stable `code`. Everything above lib/engine uses this class, never the raw binding.
  */
 import type {
-  NativeLastTokenStates, NativeLayerStats, NativeModelSpec, NativeNllStats, NativeSession, NativeTensorRef,
+  NativeDivergence, NativeLastTokenStates, NativeLayerStats, NativeModelSpec, NativeNllStats, NativeReferenceHead, NativeSession,
+  NativeTensorRef, NativeTokenLogprobs,
 } from '../../binding';
 import { ShortGptError } from '../errors';
 import { loadBinding } from './binding';
@@ -16,6 +17,17 @@ export type TokenSequences = ReadonlyArray<ReadonlyArray<number> | Int32Array>;
 export interface EngineSessionOptions extends EngineOptions {
   /** Keep each sequence's last-token hidden state after the embedding and every layer. */
   keepLastTokenStates?: boolean;
+  /**
+   * Per sequence (null/undefined: none), the earlier root sequence it shares its first `length`
+   * tokens with: only its tokens from `length` on are computed (NativeSessionOptions.sharedPrefixes).
+   */
+  sharedPrefixes?: ReadonlyArray<SharedPrefix | null | undefined>;
+}
+
+/** Sequence s's first `length` tokens are those of the earlier sequence `parent` (a root). */
+export interface SharedPrefix {
+  parent: number;
+  length: number;
 }
 
 export interface LayerProgress {
@@ -64,6 +76,10 @@ function toInt32(sequences: TokenSequences): Int32Array[] {
   });
 }
 
+function sharedPrefixArrays(links: ReadonlyArray<SharedPrefix | null | undefined>): { parents: number[]; lengths: number[] } {
+  return { parents: links.map((l) => (l ? l.parent : -1)), lengths: links.map((l) => (l ? l.length : 0)) };
+}
+
 function abortedError(): ShortGptError {
   return new ShortGptError('ERR_ABORTED', 'the operation was aborted');
 }
@@ -80,6 +96,7 @@ export class EngineSession {
         spec, sequences: toInt32(sequences), threads, keepLastTokenStates: options.keepLastTokenStates ?? false,
         device: options.device ?? 'cpu', cuda: options.cuda,
         ...(options.precision !== undefined ? { precision: options.precision } : {}),
+        ...(options.sharedPrefixes ? { sharedPrefixes: sharedPrefixArrays(options.sharedPrefixes) } : {}),
       }));
     } catch (e) {
       throw translate(e);
@@ -127,6 +144,23 @@ export class EngineSession {
     return this.run(options.signal, () => this.native.nll(finalNorm, lmHead));
   }
 
+  /**
+   * nll() keeping, per row of the residual stream, log p(next token) (NaN for each sequence's
+   * last token), the argmax and whether the target is it. -sum(logprob) === sumNll exactly.
+   */
+  tokenLogprobs(finalNorm: NativeTensorRef, lmHead: NativeTensorRef, options: RunOptions = {}): Promise<NativeTokenLogprobs> {
+    return this.run(options.signal, () => this.native.tokenLogprobs(finalNorm, lmHead));
+  }
+
+  /**
+   * KL(reference || this) of the next-token distributions per row, with both models' logprobs and
+   * argmaxes, in one streamed pass over both lm_heads. `reference.residual` is the reference
+   * session's snapshot() over the same sequences; do not transfer its buffer while this runs.
+   */
+  divergence(reference: NativeReferenceHead, finalNorm: NativeTensorRef, lmHead: NativeTensorRef, options: RunOptions = {}): Promise<NativeDivergence> {
+    return this.run(options.signal, () => this.native.divergence(reference, finalNorm, lmHead));
+  }
+
   lastTokenStates(): NativeLastTokenStates {
     try {
       return this.native.lastTokenStates();
@@ -151,6 +185,29 @@ export class EngineSession {
     } catch (e) {
       throw translate(e);
     }
+  }
+
+  /** --heal: keep (on) or stop keeping each later layer's MLP output [totalTokens, hiddenSize] f32. */
+  captureMlp(on: boolean): void {
+    try {
+      this.native.captureMlp(on);
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+
+  /** A copy of the MLP output of the last layer run since captureMlp(true). */
+  mlpOutput(): Float32Array {
+    try {
+      return this.native.mlpOutput();
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+
+  /** G += MᵀM, B += Mᵀ(h - residualBefore + M), h the current residual stream (double, token order). */
+  accumulateHealSums(mlpOutput: Float32Array, residualBefore: Float32Array, G: Float64Array, B: Float64Array, options: RunOptions = {}): Promise<void> {
+    return this.run(options.signal, () => this.native.accumulateHealSums(mlpOutput, residualBefore, G, B));
   }
 
   /** Stops work in flight at its next batch boundary; the session cannot be used afterwards. */

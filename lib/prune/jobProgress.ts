@@ -1,6 +1,7 @@
 /**
- * One fraction and one ETA for a whole job (prune: tokenize -> score -> re-score passes -> perplexity
- * before/after -> rewrite), so progress never restarts at 0% when a phase changes.
+ * One fraction and one ETA for a whole job (prune: tokenize -> score -> re-score passes -> quality
+ * curve -> heal -> perplexity before/after/healed -> rewrite), so progress never restarts at 0% when
+ * a phase changes.
  *
  * The plan lists the job's phases in order, each with an estimate of its work in its own unit:
  * bytes of text to tokenize, token-layers to compute (one token through one layer), bytes to
@@ -190,6 +191,27 @@ export interface PruneJobShape {
   evaluate: boolean;
   /** Bytes the rewrite will copy; 0 for a dry run (no rewrite). */
   writeBytes: number;
+  /**
+   * A quality bound: the number of candidate cuts its curve measures (k = 1..curve layers) on the
+   * held-out data, which is then tokenized even in a dry run; 0 or absent: none.
+   */
+  curve?: number;
+  /**
+   * --heal: layers the capture pass runs over the calibration windows (up to the last removed
+   * layer: numLayers until the cut is known, then healPassLayers); 0 or absent: no heal pass.
+   */
+  healLayers?: number;
+}
+
+/**
+ * Layer runs of the quality curve over `cuts` candidate cuts, per token: the dense pass, then each
+ * cut of k layers at most its numLayers - k layers (fewer when it resumes from a snapshot). An
+ * upper bound: the pass reports its true total when it begins.
+ */
+export function curveLayerRuns(numLayers: number, cuts: number): number {
+  let runs = numLayers;
+  for (let k = 1; k <= cuts; k++) runs += Math.max(0, numLayers - k);
+  return runs;
 }
 
 /**
@@ -199,13 +221,19 @@ export interface PruneJobShape {
  */
 export function prunePhases(job: PruneJobShape, calibTokens: number, evalTokens: number, textBytes: { calib?: number; eval?: number } = {}): PlannedPhase[] {
   const L = job.numLayers;
+  const curve = job.curve ?? 0;
+  const healLayers = job.healLayers ?? 0;
   const phases: PlannedPhase[] = [{ id: 'tokenize', kind: 'tokenize', units: textBytes.calib ?? 0 }];
-  if (job.evaluate) phases.push({ id: 'tokenize-eval', kind: 'tokenize', units: textBytes.eval ?? 0 });
+  if (job.evaluate || curve > 0) phases.push({ id: 'tokenize-eval', kind: 'tokenize', units: textBytes.eval ?? 0 });
   phases.push({ id: 'score', kind: 'compute', units: calibTokens * L });
   if (job.iterative) for (let k = 1; k <= job.count; k++) phases.push({ id: `rescore-${k}`, kind: 'compute', units: calibTokens * Math.max(0, L - k) });
+  if (curve > 0) phases.push({ id: 'eval-curve', kind: 'compute', units: evalTokens * curveLayerRuns(L, curve) });
+  if (healLayers > 0) phases.push({ id: 'heal', kind: 'compute', units: calibTokens * healLayers });
   if (job.evaluate) {
     phases.push({ id: 'eval-before', kind: 'compute', units: evalTokens * L });
     phases.push({ id: 'eval-after', kind: 'compute', units: evalTokens * Math.max(0, L - job.count) });
+    // The healed model, evaluated as written (its patched down_proj), the removed layers skipped.
+    if (healLayers > 0) phases.push({ id: 'eval-healed', kind: 'compute', units: evalTokens * Math.max(0, L - job.count) });
   }
   if (job.writeBytes > 0) phases.push({ id: 'rewrite', kind: 'write', units: job.writeBytes });
   return phases;

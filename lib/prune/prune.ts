@@ -35,6 +35,15 @@ import { iterative } from './strategies/iterative';
 import { oneShot } from './strategies/oneShot';
 import { batchTokens, perplexityBatches, scoreBatches, type Batch, type BatchedPerplexity, type WorkProgress } from './strategies/passes';
 import type { StrategyResult } from './strategies/types';
+import { checkHealArchitecture, checkHealDevice, healCut, healPassLayers, parseHealMethod, parseHealRidge, withPatchedTensors, type HealMethod, type HealReport } from './heal';
+import { checkBootstrapOptions, pruneBootstrap } from './pruneBootstrap';
+import { loadTaskFile } from '../eval/tasks';
+import { hasBound, type QualityBounds, type QualityCurve } from './qualityBound';
+import { boundedRequest, checkBoundOptions, chooseByQuality } from './qualityBoundChoice';
+import { comparisonPerplexity, compareBatches } from '../eval/compareBatches';
+import type { NativeLastTokenStates } from '../../binding';
+import type { MergedScores } from '../scoring/merge';
+import { checkScoresForModel, chooseFromScores, scoresCalibration } from '../scoring/mergePrune';
 
 /** Progress of a prune run, one call per step of work: see WorkProgress for the phases and units. */
 export type PruneProgress = WorkProgress;
@@ -61,6 +70,33 @@ export interface PruneOptions extends RemovalRequest, CalibrationOptions, Engine
   force?: boolean;
   /** Stop after choosing: no rewrite, no perplexity. */
   dryRun?: boolean;
+  /**
+   * Resample the calibration windows this many times (seeded by `bootstrapSeed`, default 0):
+   * per-layer 95% intervals and, for one-shot, each chosen layer's probability (report.bootstrap).
+   * CPU backend only (the CUDA backend keeps no per-window sums).
+   */
+  bootstrap?: number;
+  /** Seed of the bootstrap's resampling (default 0): the same seed and windows give the same intervals. */
+  bootstrapSeed?: number;
+  /**
+   * Choose how many layers to cut by quality on the `eval` data (--max-ppl-increase, --max-kl,
+   * --min-task-acc): the largest one-shot cut within every bound (remove/ratio, when given, is
+   * the largest considered). report.qualityCurve holds the curve of every candidate count.
+   */
+  qualityBound?: QualityBounds;
+  /**
+   * Merged scores (`merge --out`, lib/scoring/merge.ts): choose from them instead of scoring
+   * (one-shot, block); `calib` is then not read. Refused for another model or for iterative.
+   */
+  scores?: MergedScores;
+  /**
+   * 'lstsq': after choosing, fit a least-squares linear patch for each removed block on the
+   * calibration data and fold it into the down_proj of the layer before it (lib/prune/heal.ts);
+   * 'none' (default): plain deletion. CPU backend only.
+   */
+  heal?: HealMethod;
+  /** --heal's ridge alpha added to MᵀM's diagonal (default 0). */
+  healRidge?: number;
   /** Iterative strategy: memory for residual-stream snapshots (default 1 GiB; 0: none). */
   snapshotBudgetBytes?: number;
   /**
@@ -193,11 +229,27 @@ export async function prune(model: Checkpoint | string, options: PruneOptions): 
   const engine = engineOptionsOf(options);
   checkEngineOptions(engine);
   // Unusable CUDA is an error before any data is read, not at the first session; cached per process.
+  // --heal needs the CPU backend: said before CUDA is even probed.
+  if (parseHealMethod(options.heal) !== 'none') {
+    checkHealDevice(engine);
+    if (options.scores !== undefined) throw new ShortGptError('ERR_HEAL_OPTIONS', '--heal lstsq fits on the calibration windows run through the model: give calib data, not merged scores');
+  }
+  parseHealRidge(options.healRidge);
   if (engine.device === 'cuda') resolveDevice('cuda');
+  checkBootstrapOptions(options.bootstrap, options.bootstrapSeed, engine.device);
+  const bounded = options.qualityBound !== undefined && hasBound(options.qualityBound);
+  if (bounded) checkBoundOptions(options.qualityBound as QualityBounds, strategyName, options.eval !== undefined, engine.device, options.scores !== undefined);
 
   const t = process.hrtime.bigint();
   const ckpt = typeof model === 'string' ? await openCheckpoint(model) : model;
+  if (parseHealMethod(options.heal) !== 'none') checkHealArchitecture(ckpt);
+  // A bound chooses the count: --remove/--ratio, if given, only caps the candidates. The report's
+  // request keeps what the user asked (null when the bound alone decides); the count chosen is
+  // the quality curve's.
+  const requested = { remove: options.remove, ratio: options.ratio };
+  if (bounded) options = { ...options, ...boundedRequest(ckpt.config.numHiddenLayers, options) };
   const req = resolveRequest(ckpt.config.numHiddenLayers, options);
+  if (options.scores) checkScoresForModel(options.scores, ckpt, strategyName);
   const outDir = dryRun ? null : path.resolve(options.out as string);
   // OUT is locked, checked and sized before any work: a locked, occupied, read-only or full
   // output is an error now, not after the scoring and the perplexity passes.
@@ -213,7 +265,7 @@ export async function prune(model: Checkpoint | string, options: PruneOptions): 
       await checkOutputVacancy(outDir, options.force === true);
       await checkOutputSpace(outDir, smallestOutputBytes(ckpt, req.count), `the pruned checkpoint needs at least (whichever ${plural(req.count, 'layer')} go)`);
     }
-    const result = await pruneLocked(ckpt, options, { tStart, tLoad: t, timings, note, metric, strategyName, dryRun, req, outDir, engine });
+    const result = await pruneLocked(ckpt, options, { tStart, tLoad: t, timings, note, metric, strategyName, dryRun, req, requested, outDir, engine });
     failed = false;
     return result;
   } finally {
@@ -246,6 +298,8 @@ interface JobStart {
   strategyName: Strategy;
   dryRun: boolean;
   req: ReturnType<typeof resolveRequest>;
+  /** remove / ratio as the caller gave them (a quality bound replaces them in `options` by the largest count considered). */
+  requested: { remove?: number; ratio?: number };
   outDir: string | null;
 }
 
@@ -261,6 +315,10 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
     count: req.count,
     evaluate: options.eval !== undefined && !dryRun,
     writeBytes: dryRun ? 0 : estimateWriteBytes(ckpt, req.count),
+    // A bound measures a curve over every count up to req.count (the largest considered).
+    curve: options.qualityBound !== undefined && hasBound(options.qualityBound) && options.eval !== undefined ? req.count : 0,
+    // The heal pass runs up to the last removed layer: all of them until the cut is known.
+    healLayers: parseHealMethod(options.heal) === 'lstsq' && !dryRun ? L : 0,
   };
   const tracker = new JobTracker(prunePhases(job, 0, 0), jobPriors(ckpt, engine, options.seqLen));
   const onProgress = trackJob(tracker, options.onProgress);
@@ -277,27 +335,36 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
     }
     return reporters[phase](t);
   });
-  const calib = await loadWindows(ckpt, options.calib, options, 'calibration data', onTokenize('tokenize'));
+  const calib = options.scores ? scoresCalibration(options.scores) : await loadWindows(ckpt, options.calib, options, 'calibration data', onTokenize('tokenize'));
   calibTokens = tokenTotal(calib.batches);
   revisePlan(tracker, prunePhases(job, calibTokens, calibTokens));
   note(`calibration: ${describeCalibration(calib.summary)} (${plural(calib.batches.length, 'batch')})`);
   const calibWarnings = calibrationWarnings(calib.summary);
   for (const w of calibWarnings) note(`warning: ${w}`);
-  if (options.eval !== undefined && dryRun) note('dry run: --eval skipped (perplexity needs the pruned model)');
-  const held = options.eval !== undefined && !dryRun
+  const bounded = options.qualityBound !== undefined && hasBound(options.qualityBound);
+  if (options.eval !== undefined && dryRun && !bounded) note('dry run: --eval skipped (perplexity needs the pruned model)');
+  const held = options.eval !== undefined && (!dryRun || bounded)
     ? await loadWindows(ckpt, options.eval, { ...options, samples: undefined, seed: undefined, ...options.evalOptions }, '--eval data', onTokenize('tokenize-eval'))
     : undefined;
   if (held) revisePlan(tracker, prunePhases(job, calibTokens, tokenTotal(held.batches)));
   // Held-out data cut short is evaluated on its start only: said, as eval --data says it.
   const evalWarnings = held?.summary.tokenLimit !== undefined ? [tokenLimitMessage(held.summary.tokenLimit, '--eval data')] : [];
   for (const w of evalWarnings) note(`warning: ${w}`);
+  // --min-task-acc's file is read (and refused) now, as the --eval data is, not after the
+  // scoring pass and the curve's KL sweep; the sweep reads it again (small, next to the model).
+  const taskBound = bounded ? (options.qualityBound as QualityBounds).minTaskAcc : undefined;
+  if (taskBound) await loadTaskFile(taskBound.file, { format: taskBound.format });
   timings.load = seconds(t);
 
   t = process.hrtime.bigint();
   const pass = { engine, signal: options.signal, onProgress };
   let scores: LayerScore[];
   let chosen: StrategyResult;
-  if (strategyName === 'iterative') {
+  let blockStates: NativeLastTokenStates | undefined;  // block + a quality bound: every count's block
+  if (options.scores) {
+    ({ scores, chosen } = chooseFromScores(options.scores, strategyName, metric, req, options));
+    timings.choose = seconds(t);
+  } else if (strategyName === 'iterative') {
     const r = await iterative(ckpt, calib.batches, metric, req, { ...pass, snapshotBudgetBytes: options.snapshotBudgetBytes });
     scores = r.initial;
     chosen = r;
@@ -305,6 +372,7 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
   } else {
     const full = await scoreBatches(ckpt, calib.batches, { ...pass, keepLastTokenStates: strategyName === 'block' });
     scores = full.layers;
+    blockStates = full.lastTokenStates;
     timings.score = seconds(t);
     t = process.hrtime.bigint();
     chosen = strategyName === 'block'
@@ -312,16 +380,74 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
       : oneShot(scores.map(toMetricScores), metric, options);
     timings.choose = seconds(t);
   }
+  let qualityCurve: QualityCurve | undefined;
+  if (bounded && held) {
+    t = process.hrtime.bigint();
+    ({ curve: qualityCurve, chosen } = await chooseByQuality(ckpt, held.batches, scores, metric, req, { ...options, qualityBound: options.qualityBound as QualityBounds }, pass, strategyName === 'block' ? blockStates : undefined));
+    note(`quality bound: ${plural(qualityCurve.chosen, 'layer')} is the largest cut within it (${qualityCurve.points.length - 1} candidates measured)`);
+    timings.curve = seconds(t);
+  }
   const removed = chosen.removed;
+  // The cut is known: the rest of the plan with its true count and heal pass.
+  job.count = removed.length;
+  if (job.writeBytes > 0) job.writeBytes = estimateWriteBytes(ckpt, removed.length);
+  if (job.healLayers) job.healLayers = healPassLayers(removed);
+  revisePlan(tracker, prunePhases(job, calibTokens, held ? tokenTotal(held.batches) : calibTokens));
   const size = sizes(ckpt, removed);
+  // With a bound, the chosen-again probability is that of the count the bound chose (not of the cap).
+  const bootstrap = options.bootstrap === undefined ? undefined
+    : pruneBootstrap(scores, qualityCurve ? { ...options, remove: removed.length, ratio: undefined } : options, metric, strategyName);
+
+  // --heal: a second, partial pass over the calibration windows for the chosen cut (heal.ts says why).
+  const heal = parseHealMethod(options.heal);
+  const healRidge = parseHealRidge(options.healRidge);
+  let healed: Awaited<ReturnType<typeof healCut>> | undefined;
+  let healReport: HealReport | undefined;
+  if (heal === 'lstsq' && !dryRun && removed.length > 0) {
+    t = process.hrtime.bigint();
+    healed = await healCut(ckpt, calib.batches, removed, healRidge, { engine, signal: options.signal, onProgress });
+    healReport = healed.report;
+    for (const b of healReport.blocks) {
+      note(b.patchedLayer === null
+        ? `heal: layers ${b.removed[0]}..${b.removed[1] - 1} start at layer 0: no layer before the cut to patch, left plain`
+        : `heal: layers ${b.removed[0]}..${b.removed[1] - 1} folded into ${b.tensor} (relative residual ${b.relativeResidual?.toPrecision(4)}, plain ${b.plainResidual?.toPrecision(4)})`);
+    }
+    timings.heal = seconds(t);
+  } else if (heal === 'lstsq' && dryRun) {
+    note('dry run: --heal skipped (nothing is written)');
+  }
 
   let ppl: PruneResult['perplexity'] = null;
-  if (held) {
+  let agreement: { kl: { mean: number; p95: number }; top1Agreement: number } | undefined;
+  if (held && !dryRun) {
     t = process.hrtime.bigint();
-    const before = await perplexityBatches(ckpt, held.batches, 'eval-before', pass);
     // Skipping a layer at run time equals removing it from the checkpoint (tested), so the
     // pruned model's perplexity is known before it is written and can go into its report.
-    const after = await perplexityBatches(ckpt, held.batches, 'eval-after', { ...pass, skipLayers: removed });
+    // One paired pass gives both perplexities (bit-identical to two perplexity passes) and the
+    // KL / top-1 agreement.
+    // The CUDA backend has no divergence pass yet: perplexity only, as two passes.
+    let before: BatchedPerplexity;
+    let after: BatchedPerplexity;
+    if (engine.device === 'cuda') {
+      before = await perplexityBatches(ckpt, held.batches, 'eval-before', pass);
+      after = await perplexityBatches(ckpt, held.batches, 'eval-after', { ...pass, skipLayers: removed });
+    } else {
+      const cmp = await compareBatches(ckpt, ckpt, held.batches, { ...pass, skipLayers: removed, phase: 'eval-before', candidatePhase: 'eval-after' });
+      agreement = { kl: cmp.kl, top1Agreement: cmp.top1Agreement };
+      before = comparisonPerplexity(cmp, 'reference');
+      after = comparisonPerplexity(cmp, 'candidate');
+    }
+    if (healed && healReport && healed.patched.size > 0) {
+      // The healed model is the written one: its patched down_proj read from a temporary file.
+      const view = await withPatchedTensors(ckpt, healed.patched);
+      try {
+        const plain = after;
+        after = await perplexityBatches(view.ckpt, held.batches, 'eval-healed', { engine, signal: options.signal, skipLayers: removed, onProgress });
+        healReport.perplexity = { original: before.perplexity, plain: plain.perplexity, healed: after.perplexity };
+      } finally {
+        await view.cleanup();
+      }
+    }
     ppl = { before, after, rise: after.perplexity / before.perplexity - 1 };
     timings.eval = seconds(t);
   }
@@ -339,17 +465,25 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
     },
     metric,
     strategy: strategyName,
-    request: { remove: options.remove, ratio: options.ratio, keepFirst: req.keepFirst, keepLast: req.keepLast },
+    request: { remove: start.requested.remove, ratio: start.requested.ratio, keepFirst: req.keepFirst, keepLast: req.keepLast },
     scores: scores.map(toMetricScores),
     removed,
     reasons: chosen.reasons,
     iterations: chosen.iterations,
     block: chosen.block,
     calibration: { sources: calib.sources, summary: calib.summary, warnings: calibWarnings },
-    perplexity: ppl && held ? { data: held.sources, predictions: ppl.before.predictions, before: ppl.before.perplexity, after: ppl.after.perplexity, warnings: evalWarnings } : undefined,
+    perplexity: ppl && held
+      ? {
+        data: held.sources, predictions: ppl.before.predictions, before: ppl.before.perplexity, after: ppl.after.perplexity, warnings: evalWarnings,
+        ...agreement, ...(agreement && healed && healed.patched.size > 0 ? { klOf: 'plain cut' as const } : {}),
+      }
+      : undefined,
+    qualityCurve,
     timings,
     versions: addonVersions(),
     dryRun,
+    bootstrap,
+    heal: healReport,
   });
   const plan: PrunePlan = {
     removed,
@@ -370,7 +504,11 @@ async function pruneLocked(ckpt: Checkpoint, options: PruneOptions, start: JobSt
       signal: options.signal,
       extraFiles: reportFiles(report),
       report,
-      extraMetadata: { 'shortgpt.metric': metric, 'shortgpt.strategy': strategyName },
+      extraMetadata: {
+        'shortgpt.metric': metric, 'shortgpt.strategy': strategyName,
+        ...(healReport ? { 'shortgpt.heal': `lstsq alpha=${healReport.alpha} patched=${healReport.blocks.flatMap((b) => (b.patchedLayer === null ? [] : [b.patchedLayer])).join(',')}` } : {}),
+      },
+      replaceTensors: healed?.replace,
       onNote: note,
       onProgress: onProgress
         ? (p) => onProgress({ phase: 'rewrite', layer: -1, layers: req.numLayers, windowsDone: 0, windowsTotal: 0, workDone: p.bytesDone, workTotal: p.bytesTotal })

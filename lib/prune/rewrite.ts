@@ -61,6 +61,12 @@ export interface RewriteOptions {
    * They take precedence over a source file of the same name (a previous run's report).
    */
   extraFiles?: Record<string, string | Buffer>;
+  /**
+   * Kept tensors whose bytes are replaced (source tensor name -> new little-endian bytes of the
+   * same dtype and shape, hence the same length): --heal's patched down_proj. Every other tensor
+   * is copied byte for byte; the layout and the atomicity are the same.
+   */
+  replaceTensors?: ReadonlyMap<string, Buffer>;
   /** Copy buffer size (two are used); default 8 MiB. */
   chunkBytes?: number;
   /**
@@ -172,6 +178,17 @@ export async function rewriteHoldingLock(ckpt: Checkpoint, outDir: string, optio
   for (const [k, v] of Object.entries(extra)) {
     if (typeof v !== 'string') throw new ShortGptError('ERR_METADATA', `extraMetadata '${k}' must be a string, got ${typeof v}`);
   }
+  const replace = options.replaceTensors ?? new Map<string, Buffer>();
+  for (const [name, bytes] of replace) {
+    const t = ckpt.tensors.get(name);
+    if (t === undefined) throw new ShortGptError('ERR_REPLACE_TENSOR', `replaceTensors: ${ckpt.dir} has no tensor '${name}'`);
+    if (!layout.files.some((f) => f.tensors.some((o) => o.source.name === name))) {
+      throw new ShortGptError('ERR_REPLACE_TENSOR', `replaceTensors: tensor '${name}' belongs to a removed layer`);
+    }
+    if (bytes.length !== t.byteLength) {
+      throw new ShortGptError('ERR_REPLACE_TENSOR', `replaceTensors: tensor '${name}' (${t.dtype} [${t.shape.join(', ')}]) takes ${t.byteLength} bytes, got ${bytes.length}`);
+    }
+  }
   const extraFiles = Object.entries(options.extraFiles ?? {});
   const ours = new Set([CONFIG_FILE, INDEX_FILE, PROVENANCE_FILE, ...layout.files.map((f) => f.name)]);
   for (const [name] of extraFiles) {
@@ -213,7 +230,7 @@ export async function rewriteHoldingLock(ckpt: Checkpoint, outDir: string, optio
     try {
       for (const [i, out] of layout.files.entries()) {
         report('tensors', out.name);
-        const written = await writeSafetensors(path.join(tmp, out.name), out, sources, copier, headers[i]!, signal, (n) => {
+        const written = await writeSafetensors(path.join(tmp, out.name), out, sources, copier, headers[i]!, signal, replace, (n) => {
           progress.bytesDone += n;
           report('tensors', out.name);
         });
@@ -285,6 +302,7 @@ export async function rewriteHoldingLock(ckpt: Checkpoint, outDir: string, optio
 /** mergekit.yaml and README.md for the output: the same cut in mergekit's terms, and the model card. */
 async function aboutTheCut(ckpt: Checkpoint, plan: LayerPlan, layout: OutputLayout, options: RewriteOptions, extraNames: string[], notes: string[]): Promise<Record<string, string>> {
   const tool = `shortgpt-native ${packageVersion}`;
+  const replaced = [...(options.replaceTensors?.keys() ?? [])];
   let card: string | null = null;
   if (await insideModelFolder(ckpt.dir, MODEL_CARD, 'a new model card was written instead', notes, options)) {
     try {
@@ -302,7 +320,8 @@ async function aboutTheCut(ckpt: Checkpoint, plan: LayerPlan, layout: OutputLayo
   let after = 0;
   for (const f of layout.files) for (const t of f.tensors) after += count(t.source.shape);
   return {
-    [MERGEKIT_YAML]: mergekitFile(ckpt.dir, plan.sourceLayers, plan.removed, { dtype: checkpointMergekitDtype(ckpt), tool }),
+    [MERGEKIT_YAML]: (replaced.length ? `# Plain deletion: the healed down_proj tensors of this output (${replaced.join(', ')}) are not reproduced by mergekit.\n` : '') +
+      mergekitFile(ckpt.dir, plan.sourceLayers, plan.removed, { dtype: checkpointMergekitDtype(ckpt), tool }),
     [MODEL_CARD]: renderModelCard(card, {
       source: ckpt.dir,
       architecture: ckpt.config.architecture,
@@ -313,6 +332,7 @@ async function aboutTheCut(ckpt: Checkpoint, plan: LayerPlan, layout: OutputLayo
       report: options.report,
       tool,
       files: extraNames,
+      replaced,
     }),
   };
 }
@@ -368,19 +388,27 @@ async function writeSafetensors(
   copier: RangeCopier,
   header: Buffer,
   signal: AbortSignal | undefined,
+  replace: ReadonlyMap<string, Buffer>,
   onBytes: (n: number) => void,
 ): Promise<{ flush: Promise<void> }> {
   const spans: CopySpan[] = [];
+  const writes: Array<{ bytes: Buffer; dstOffset: number }> = [];
   let dst = header.length;
   for (const t of out.tensors) {
     const src = sources.get(t.source.file)!;
-    spans.push({ srcFd: src.fd, srcPath: src.path, srcOffset: t.source.dataOffset, dstOffset: dst, length: t.source.byteLength });
+    const bytes = replace.get(t.source.name);
+    if (bytes !== undefined) writes.push({ bytes, dstOffset: dst });
+    else spans.push({ srcFd: src.fd, srcPath: src.path, srcOffset: t.source.dataOffset, dstOffset: dst, length: t.source.byteLength });
     dst += t.source.byteLength;
   }
   const fd = await openOut(file, 'wx', 0o644);
   try {
     await writeAllAt(fd, file, header, 0);
     for (const span of coalesceSpans(spans)) await copier.copy(span, fd, signal, onBytes);
+    for (const w of writes) {
+      await writeAllAt(fd, file, w.bytes, w.dstOffset);
+      onBytes(w.bytes.length);
+    }
   } catch (e) {
     await closeQuietly(fd);
     throw outputError(e, 'writing', file);

@@ -115,7 +115,12 @@ export function buildReport(input: ReportInput): PruneReport {
     iterations: input.iterations ?? null,
     block: input.block ?? null,
     calibration: { ...input.calibration.summary, sources: input.calibration.sources, description: describeCalibration(input.calibration.summary), warnings: input.calibration.warnings ?? [] },
-    perplexity: p ? { data: p.data, predictions: p.predictions, before: p.before, after: p.after, rise: p.after / p.before - 1, warnings: p.warnings ?? [] } : null,
+    perplexity: p
+      ? {
+        data: p.data, predictions: p.predictions, before: p.before, after: p.after, rise: p.after / p.before - 1, warnings: p.warnings ?? [],
+        ...(p.kl ? { kl: p.kl } : {}), ...(p.top1Agreement !== undefined ? { top1Agreement: p.top1Agreement } : {}), ...(p.klOf ? { klOf: p.klOf } : {}),
+      }
+      : null,
     timings: input.timings ?? {},
     versions: { 'shortgpt-native': packageVersion, node: process.versions.node, ...input.versions },
     cut: {
@@ -123,5 +128,8 @@ export function buildReport(input: ReportInput): PruneReport {
       ...(input.model.mergekitDtype !== undefined ? { mergekitDtype: input.model.mergekitDtype } : {}),
       llamaCppPruneLayers: llamaCppPruneLayers(removed),
     },
+    ...(input.heal ? { heal: input.heal } : {}),
+    ...(input.bootstrap ? { bootstrap: input.bootstrap } : {}),
+    ...(input.qualityCurve ? { qualityCurve: input.qualityCurve } : {}),
   };
 }

@@ -4,6 +4,10 @@
  */
 import { formatScore } from './buildReport';
 import { formatLayerList, mergekitYaml } from './cuts';
+import { bootstrapMarkdown, bootstrapWarnings } from './bootstrapSection';
+import { healMarkdown } from './healSection';
+import { boundChoiceText, comparisonLine, qualityCurveMarkdown } from './qualitySection';
+import { healedText } from './healedText';
 import { METRIC_NAMES, type PruneReport, type Strategy } from './types';
 import { formatBytes, formatCount } from '../util/format';
 
@@ -44,13 +48,16 @@ export function renderReportMarkdown(report: PruneReport, opts: { chartFile?: st
     `- **Model:** ${code(m.source)} (${m.architecture}, ${m.numLayers} layers) → ${m.output === null ? 'not written' : code(m.output)} (${m.numLayersAfter} layers)`,
     `- **Removed:** ${removed.length} of ${m.numLayers} layers (${((removed.length / m.numLayers) * 100).toFixed(1)}%): ${removed.length ? formatLayerList(removed) : 'none'}`,
     `- **Chosen by:** ${metricName}, strategy ${STRATEGY_TEXT[report.strategy]}` +
-      (report.request.keepFirst || report.request.keepLast ? `; first ${report.request.keepFirst} and last ${report.request.keepLast} layers protected` : ''),
+      (report.request.keepFirst || report.request.keepLast ? `; first ${report.request.keepFirst} and last ${report.request.keepLast} layers protected` : '') +
+      boundChoiceText(report),
     `- **Calibration:** ${report.calibration.description} from ${report.calibration.sources.map(code).join(', ')}`,
     ...(report.calibration.warnings ?? []).map((w) => `- **Warning:** ${w}`),
+    ...bootstrapWarnings(report).map((w) => `- **Warning:** ${w}`),
   );
   if (report.perplexity) {
     const p = report.perplexity;
-    out.push(`- **Perplexity** on ${p.data.map(code).join(', ')} (${int(p.predictions)} predictions): ${p.before.toFixed(3)} → ${p.after.toFixed(3)} (${pct(p.rise)})`);
+    out.push(`- **Perplexity** on ${p.data.map(code).join(', ')} (${int(p.predictions)} predictions): ${p.before.toFixed(3)} → ${p.after.toFixed(3)} (${pct(p.rise)}${healedText(report.heal?.perplexity, 3)})`);
+    if (p.kl && p.top1Agreement !== undefined) out.push(comparisonLine(p));
     out.push(...(p.warnings ?? []).map((w) => `- **Warning:** ${w}`));
   }
   if (m.parameters) out.push(`- **Parameters:** ${change(m.parameters.before, m.parameters.after, int)}`);
@@ -92,6 +99,9 @@ export function renderReportMarkdown(report: PruneReport, opts: { chartFile?: st
     out.push('## Block', '', `Layers ${b.start}..${b.end - 1} (${b.end - b.start} layers), angular distance ${formatScore(b.distance)} between the block's input and output on the last token.`, '');
   }
 
+  out.push(...healMarkdown(report));
+  out.push(...qualityCurveMarkdown(report));
+  out.push(...bootstrapMarkdown(report));
   out.push('## The same cut in other tools', '');
   if (removed.length) {
     const file = m.output === null ? '' : '; written beside the weights as `mergekit.yaml`: `mergekit-yaml mergekit.yaml OUTPUT_DIR` rebuilds this model';

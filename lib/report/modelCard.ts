@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { MERGEKIT_YAML, formatLayerList } from './cuts';
 import { frontMatterWith, splitFrontMatter } from './frontMatter';
 import { REPORT_MD } from './markdown';
+import { boundChoiceText } from './qualitySection';
+import { healedText } from './healedText';
 import { METRIC_NAMES, type PruneReport, type Strategy } from './types';
 import { formatCount } from '../util/format';
 
@@ -30,6 +32,8 @@ export interface CardFacts {
   tool: string;
   /** Files written beside the weights that the card should point to (besides mergekit.yaml). */
   files?: readonly string[];
+  /** Source names of tensors whose values were replaced (--heal's patched down_proj); none: pure deletion. */
+  replaced?: readonly string[];
 }
 
 /** `org/name` for a Hugging Face cache snapshot (`.../models--org--name/snapshots/<hash>`). */
@@ -62,20 +66,23 @@ export function pruningSection(f: CardFacts, hadCard: boolean): string[] {
     '',
     `This model is ${sourceRef} with ${k} of its ${n} decoder layers removed, made with ${f.tool} ` +
       '(ShortGPT layer pruning, Men et al. 2024, [arXiv:2403.03853](https://arxiv.org/abs/2403.03853)). ' +
-      'No weight was changed: every kept tensor is the source\'s, byte for byte, and the layers after a removed one were renumbered.',
+      (f.replaced?.length
+        ? `Healed without training: ${f.replaced.map(code).join(', ')} (source names) hold a least-squares linear patch for the cut folded into their weights ` +
+          '(ReplaceMe, [arXiv:2505.02819](https://arxiv.org/abs/2505.02819)); every other kept tensor is the source\'s, byte for byte, and the layers after a removed one were renumbered.'
+        : 'No weight was changed: every kept tensor is the source\'s, byte for byte, and the layers after a removed one were renumbered.'),
     '',
     `- **Source:** ${code(f.source)} (${f.architecture}, ${n} layers)`,
     `- **Removed:** layer${k === 1 ? '' : 's'} ${formatLayerList(f.removed)} (0-based; ${k} of ${n}, ${((100 * k) / n).toFixed(1)}%)`,
   ];
   if (r) {
     lines.push(
-      `- **Chosen by:** ${METRIC_NAMES[r.metric]}, strategy ${STRATEGY_TEXT[r.strategy]}, on ${r.calibration.description} from ${r.calibration.sources.map(code).join(', ')}`,
+      `- **Chosen by:** ${METRIC_NAMES[r.metric]}, strategy ${STRATEGY_TEXT[r.strategy]}, on ${r.calibration.description} from ${r.calibration.sources.map(code).join(', ')}${boundChoiceText(r)}`,
     );
     for (const l of r.layers) if (l.removed && l.reason) lines.push(`  - layer ${l.layer}: ${l.reason}`);
     const p = r.perplexity;
     lines.push(
       p
-        ? `- **Perplexity** on ${p.data.map(code).join(', ')} (${int(p.predictions)} predictions): ${p.before.toFixed(3)} before → ${p.after.toFixed(3)} after (${signedPct(p.rise)})`
+        ? `- **Perplexity** on ${p.data.map(code).join(', ')} (${int(p.predictions)} predictions): ${p.before.toFixed(3)} before → ${p.after.toFixed(3)} after (${signedPct(p.rise)}${healedText(r.heal?.perplexity, 3)})`
         : '- **Perplexity:** not measured (prune with `--eval DATA` to have it here)',
     );
   } else {
@@ -90,7 +97,9 @@ export function pruningSection(f: CardFacts, hadCard: boolean): string[] {
   }
   lines.push(`- **Layer mapping** (source → this model): ${f.kept.map((old, neu) => `${old}→${neu}`).join(', ')}`);
   const files = [
-    `${code(MERGEKIT_YAML)} (rebuilds this model from the source: \`mergekit-yaml ${MERGEKIT_YAML} OUTPUT_DIR\`)`,
+    f.replaced?.length
+      ? `${code(MERGEKIT_YAML)} (the same cut for mergekit, \`mergekit-yaml ${MERGEKIT_YAML} OUTPUT_DIR\`, without the healing patch: plain deletion)`
+      : `${code(MERGEKIT_YAML)} (rebuilds this model from the source: \`mergekit-yaml ${MERGEKIT_YAML} OUTPUT_DIR\`)`,
     `${code('shortgpt.json')} (what was removed, for tools)`,
     ...(f.files ?? []).includes(REPORT_MD) ? [`${code(REPORT_MD)} (every layer's scores and why these layers)`] : [],
   ];

@@ -4,6 +4,9 @@
  * reasons, the same cut in mergekit and llama.cpp terms), so every report is consistent.
  */
 import type { CalibrationSummary } from '../data/windows';
+import type { HealReport } from '../prune/heal';
+import type { QualityCurve } from '../prune/qualityBound';
+import type { BootstrapResult } from '../scoring/bootstrap';
 
 /** Layer scores (ShortGPT §3; Gromov et al. 2024 for angular distance). */
 export type Metric = 'bi' | 'angular' | 'relmag';
@@ -91,6 +94,12 @@ export interface PerplexityReport {
   rise: number;
   /** E.g. the data stopped at --max-calib-tokens, so only its start was evaluated. */
   warnings?: string[];
+  /** KL(original || pruned) of the next-token distributions over the same positions, nats (lib/eval/compare.ts). */
+  kl?: { mean: number; p95: number };
+  /** Share of positions where both models' most likely next token is the same. */
+  top1Agreement?: number;
+  /** With --heal: KL and top-1 agreement are the plain cut's (the perplexity after is the healed model's). */
+  klOf?: 'plain cut';
 }
 
 /** mergekit passthrough slice: layers [start, end) of the source, half-open as mergekit reads it. */
@@ -130,12 +139,18 @@ export interface ReportInput {
   block?: BlockChoice;
   /** `warnings`: e.g. too few windows to trust the ranking (lib/prune/calibration.ts). */
   calibration: { sources: string[]; summary: CalibrationSummary; warnings?: string[] };
-  perplexity?: { data: string[]; predictions: number; before: number; after: number; warnings?: string[] };
+  perplexity?: { data: string[]; predictions: number; before: number; after: number; warnings?: string[]; kl?: { mean: number; p95: number }; top1Agreement?: number; klOf?: 'plain cut' };
+  /** A quality bound (--max-ppl-increase, --max-kl, --min-task-acc): the curve of candidate cuts and the choice. */
+  qualityCurve?: QualityCurve;
   /** Seconds per step, e.g. { load, score, choose, rewrite, eval, total }. */
   timings?: Record<string, number>;
   /** Extra versions (addon build, backend); package and Node versions are filled in. */
   versions?: Record<string, string>;
   dryRun?: boolean;
+  /** --heal: the patched layers, alpha, each block's fit and, with --eval, the three perplexities (lib/prune/heal.ts). */
+  heal?: HealReport;
+  /** --bootstrap: per-layer intervals and, for one-shot, each chosen layer's probability (lib/scoring/bootstrap.ts). */
+  bootstrap?: BootstrapReport;
   /** ISO time; defaults to now. */
   createdAt?: string;
 }
@@ -157,6 +172,11 @@ export interface PruneReport {
   };
   metric: Metric;
   strategy: Strategy;
+  /**
+   * What was asked: remove / ratio as given (null when not). With a quality bound they only cap
+   * the counts considered (null: every eligible layer but one), and the count chosen is
+   * `qualityCurve.chosen`.
+   */
   request: { remove: number | null; ratio: number | null; keepFirst: number; keepLast: number };
   /** Every source layer, in order, with every metric. */
   layers: LayerReport[];
@@ -179,4 +199,13 @@ export interface PruneReport {
     /** `llama-quantize --prune-layers` indices (GGUF block numbers = source layer indices). */
     llamaCppPruneLayers: number[];
   };
+  /** With --heal only. */
+  heal?: HealReport;
+  /** With --bootstrap only. */
+  bootstrap?: BootstrapReport;
+  /** With a quality bound only: layers removed vs perplexity, KL, top-1 agreement (and task accuracy). */
+  qualityCurve?: QualityCurve;
 }
+
+/** A bootstrap over windows, with what it means for this strategy. */
+export type BootstrapReport = BootstrapResult & { note?: string };

@@ -5,7 +5,7 @@
  * (before the final norm, for the last layer too), with angular distance and relative
  * magnitude alongside.
  */
-import type { NativeLastTokenStates, NativeLayerStats } from '../../binding';
+import type { NativeLastTokenStates, NativeLayerStats, NativePerSequenceStats } from '../../binding';
 import { openCheckpoint } from '../checkpoint/checkpoint';
 import type { Checkpoint } from '../checkpoint/types';
 import { embeddingRef, layerTensorRefs, nativeModelSpec, nextLayerRefs } from '../engine/modelSpec';
@@ -32,6 +32,12 @@ export interface LayerScore {
   sumAngular: number;
   /** Sum of ||h_out - h_in|| / ||h_out|| over the tokens. */
   sumRelMag: number;
+  /**
+   * The same sums per window (sequence), in sequence order: they add up to the pooled sums and
+   * let the bootstrap (lib/scoring/bootstrap.ts) resample windows without another pass. Absent where the backend
+   * keeps none (CUDA).
+   */
+  perWindow?: NativePerSequenceStats;
 }
 
 /** What {@link scoreLayers} returns: every layer's scores, in layer order. */
@@ -81,6 +87,7 @@ export function layerScore(layer: number, s: NativeLayerStats): LayerScore {
     sumCos: s.sumCos,
     sumAngular: s.sumAngular,
     sumRelMag: s.sumRelMag,
+    ...(s.perSequence ? { perWindow: s.perSequence } : {}),
   };
 }
 

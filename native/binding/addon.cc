@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include "binding/cuda_binding.h"
+#include "binding/heal_binding.h"
 #include "binding/io_binding.h"
 #include "binding/kernels_binding.h"
 #include "binding/session_binding.h"
@@ -56,6 +57,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   registerSessionExports(env, exports);
   registerCudaExports(env, exports);
   registerIoExports(env, exports);
+  registerHealExports(env, exports);
   return exports;
 }
 

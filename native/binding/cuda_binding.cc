@@ -413,6 +413,24 @@ bool parseCudaSessionOptions(const Napi::Object& o, CudaBackendOptions* out) {
 
 std::unique_ptr<Backend> createCudaBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences,
                                            const CudaBackendOptions& options) {
+  // Issue 14's architecture pieces exist only in the CPU backend: refuse rather than compute
+  // something else (before loading CUDA, so the message is the same on any machine).
+  auto refuse = [](const std::string& what) {
+    throw EngineError("ERR_UNSUPPORTED", what + " is not implemented by the CUDA backend; use --device cpu");
+  };
+  if (spec.gemmaNorms || spec.roundEmbeddingScale || spec.attnLogitSoftcapping != 0 || spec.finalLogitSoftcapping != 0 ||
+      !spec.fullAttentionLayers.empty() || spec.localRopeTheta != 0) {
+    refuse("Gemma's (1 + w) norms, four norms per layer, GeGLU, soft-capping and per-layer attention windows / RoPE bases");
+  }
+  if (spec.embeddingMultiplier != 1.0 || spec.residualMultiplier != 1.0 || spec.attentionScale != 0.0 || spec.logitsScaling != 1.0) {
+    refuse("Granite's embedding/residual/attention multipliers and logits_scaling");
+  }
+  if (!spec.noRopeLayers.empty()) refuse("layers without rotary embedding (SmolLM3 no_rope_layers)");
+  if (spec.postNorms) refuse("OLMo 2's post-norms and whole-projection q/k norms");
+  if (spec.fusedGateUp) refuse("Phi-3's fused gate_up_proj");
+  if (spec.rotaryDim != 0 && spec.rotaryDim != spec.headDim) refuse("partial rotary embeddings (partial_rotary_factor < 1)");
+  if (spec.ropeScaling.type == RopeScalingSpec::Type::LongRope) refuse("longrope rope scaling (Phi-3)");
+  if (spec.numExperts > 0) refuse("the mixture-of-experts MLP (Mixtral, Qwen3-MoE)");
   const CudaLibrary& lib = cudaLibrary();
   if (!lib.api) throw EngineError("ERR_CUDA_UNAVAILABLE", lib.error);
   ShortGptCudaProbe p;

@@ -5,6 +5,7 @@
 // dies while work is in flight, and dispose() resolves only after that work has finished.
 #include "binding/session_binding.h"
 
+#include <algorithm>
 #include <cmath>
 #include <condition_variable>
 #include <memory>
@@ -88,6 +89,69 @@ ModelSpec parseSpec(Napi::Value value) {
   s.fusedQkv = boolean(o, "fusedQkv", w);
   s.outputBias = boolean(o, "outputBias", w);
   s.normalizedLmHead = boolean(o, "normalizedLmHead", w);
+  // Granite's multipliers and SmolLM3's no-RoPE layers (absent: the plain decoder).
+  s.embeddingMultiplier = numberOr(o, "embeddingMultiplier", 1.0, w);
+  s.residualMultiplier = numberOr(o, "residualMultiplier", 1.0, w);
+  s.attentionScale = numberOr(o, "attentionScale", 0.0, w);
+  s.logitsScaling = numberOr(o, "logitsScaling", 1.0, w);
+  s.postNorms = boolean(o, "postNorms", w);
+  s.fusedGateUp = boolean(o, "fusedGateUp", w);
+  s.gemmaNorms = boolean(o, "gemmaNorms", w);
+  s.numExperts = o.Get("numExperts").IsNumber() ? integer(o, "numExperts", w) : 0;
+  s.numExpertsPerTok = o.Get("numExpertsPerTok").IsNumber() ? integer(o, "numExpertsPerTok", w) : 0;
+  s.moeIntermediateSize = o.Get("moeIntermediateSize").IsNumber() ? integer(o, "moeIntermediateSize", w) : 0;
+  s.normTopkProb = boolean(o, "normTopkProb", w);
+  if (s.numExperts < 0 || s.numExpertsPerTok < 0 || s.moeIntermediateSize < 0 || s.numExperts > 65536 ||
+      (s.numExperts > 0 && (s.numExpertsPerTok < 1 || s.numExpertsPerTok > s.numExperts || s.moeIntermediateSize < 1))) {
+    throw EngineError("ERR_INVALID_ARG", w + ".numExperts / numExpertsPerTok / moeIntermediateSize: need 1 <= numExpertsPerTok <= numExperts <= 65536 "
+                                             "and moeIntermediateSize >= 1 (or numExperts 0)");
+  }
+  s.roundEmbeddingScale = boolean(o, "roundEmbeddingScale", w);
+  s.attnLogitSoftcapping = numberOr(o, "attnLogitSoftcapping", 0.0, w);
+  s.finalLogitSoftcapping = numberOr(o, "finalLogitSoftcapping", 0.0, w);
+  s.localRopeTheta = numberOr(o, "localRopeTheta", 0.0, w);
+  for (double v : {s.attnLogitSoftcapping, s.finalLogitSoftcapping, s.localRopeTheta}) {
+    if (!std::isfinite(v) || v < 0) {
+      throw EngineError("ERR_INVALID_ARG", w + ".attnLogitSoftcapping, finalLogitSoftcapping and localRopeTheta must be non-negative numbers");
+    }
+  }
+  Napi::Value fal = o.Get("fullAttentionLayers");
+  if (!fal.IsUndefined() && !fal.IsNull()) {
+    if (!fal.IsArray()) throw EngineError("ERR_INVALID_ARG", w + ".fullAttentionLayers must be an array of layer indices");
+    Napi::Array a = fal.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value x = a.Get(i);
+      const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0 && d <= 9007199254740991.0 && std::floor(d) == d)) {
+        throw EngineError("ERR_INVALID_ARG", w + ".fullAttentionLayers[" + std::to_string(i) + "] must be a non-negative integer");
+      }
+      s.fullAttentionLayers.push_back(static_cast<int64_t>(d));
+    }
+  }
+  s.rotaryDim = o.Get("rotaryDim").IsNumber() ? integer(o, "rotaryDim", w) : 0;
+  if (s.rotaryDim < 0 || s.rotaryDim % 2 != 0 || s.rotaryDim > s.headDim) {
+    throw EngineError("ERR_INVALID_ARG", w + ".rotaryDim must be an even number in [0, headDim]");
+  }
+  for (const char* key : {"embeddingMultiplier", "residualMultiplier", "logitsScaling"}) {
+    const double v = numberOr(o, key, 1.0, w);
+    if (!std::isfinite(v) || v <= 0) throw EngineError("ERR_INVALID_ARG", w + "." + key + " must be a positive number");
+  }
+  if (!std::isfinite(s.attentionScale) || s.attentionScale < 0) {
+    throw EngineError("ERR_INVALID_ARG", w + ".attentionScale must be a non-negative number (0: 1/sqrt(headDim))");
+  }
+  Napi::Value nr = o.Get("noRopeLayers");
+  if (!nr.IsUndefined() && !nr.IsNull()) {
+    if (!nr.IsArray()) throw EngineError("ERR_INVALID_ARG", w + ".noRopeLayers must be an array of layer indices");
+    Napi::Array a = nr.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value x = a.Get(i);
+      const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+      if (!(d >= 0 && d <= 9007199254740991.0 && std::floor(d) == d)) {
+        throw EngineError("ERR_INVALID_ARG", w + ".noRopeLayers[" + std::to_string(i) + "] must be a non-negative integer");
+      }
+      s.noRopeLayers.push_back(static_cast<int64_t>(d));
+    }
+  }
   Napi::Value rsv = o.Get("ropeScaling");
   if (!rsv.IsUndefined() && !rsv.IsNull()) {
     const std::string rw = "spec.ropeScaling";
@@ -105,8 +169,27 @@ ModelSpec parseSpec(Napi::Value value) {
       s.ropeScaling.lowFreqFactor = numberOr(rs, "lowFreqFactor", 1.0, rw);
       s.ropeScaling.highFreqFactor = numberOr(rs, "highFreqFactor", 4.0, rw);
       s.ropeScaling.originalMaxPositionEmbeddings = numberOr(rs, "originalMaxPositionEmbeddings", 8192.0, rw);
+    } else if (type == "longrope") {
+      s.ropeScaling.type = RopeScalingSpec::Type::LongRope;
+      s.ropeScaling.originalMaxPositionEmbeddings = number(rs, "originalMaxPositionEmbeddings", rw);
+      s.ropeScaling.attentionFactor = number(rs, "attentionFactor", rw);
+      const int64_t half = (s.rotaryDim > 0 ? s.rotaryDim : s.headDim) / 2;
+      for (const char* key : {"shortFactor", "longFactor"}) {
+        Napi::Value v = rs.Get(key);
+        if (!v.IsArray() || v.As<Napi::Array>().Length() != static_cast<uint32_t>(half)) {
+          throw EngineError("ERR_INVALID_ARG", rw + "." + key + " must be an array of rotaryDim / 2 = " + std::to_string(half) + " numbers");
+        }
+        std::vector<double>& out = std::string(key) == "shortFactor" ? s.ropeScaling.shortFactor : s.ropeScaling.longFactor;
+        Napi::Array a = v.As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); ++i) {
+          Napi::Value x = a.Get(i);
+          const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+          if (!(d > 0) || !std::isfinite(d)) throw EngineError("ERR_INVALID_ARG", rw + "." + key + " must hold positive numbers");
+          out.push_back(d);
+        }
+      }
     } else {
-      throw EngineError("ERR_INVALID_ARG", rw + ".type must be 'none', 'linear' or 'llama3', got '" + type + "'");
+      throw EngineError("ERR_INVALID_ARG", rw + ".type must be 'none', 'linear', 'llama3' or 'longrope', got '" + type + "'");
     }
   }
   return s;
@@ -166,6 +249,43 @@ std::vector<std::vector<int32_t>> parseSequences(Napi::Value value) {
   return out;
 }
 
+// Session options.sharedPrefixes: {parents, lengths}, one entry per sequence each (Int32Array or
+// number[]); parent -1 (length 0) for a sequence that stands alone. Absent: none.
+std::vector<SharedPrefix> parseSharedPrefixes(Napi::Value value) {
+  if (value.IsUndefined() || value.IsNull()) return {};
+  if (!value.IsObject()) throw EngineError("ERR_INVALID_ARG", "Session options.sharedPrefixes must be an object {parents, lengths}");
+  Napi::Object o = value.As<Napi::Object>();
+  auto ints = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    std::vector<int64_t> out;
+    if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+      Napi::Int32Array ta = v.As<Napi::Int32Array>();
+      out.assign(ta.Data(), ta.Data() + ta.ElementLength());
+    } else if (v.IsArray()) {
+      Napi::Array a = v.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        Napi::Value x = a.Get(i);
+        const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : 0.5;
+        if (!(std::fabs(d) <= 2147483647.0) || d != std::floor(d)) {
+          throw EngineError("ERR_INVALID_ARG", std::string("Session options.sharedPrefixes.") + key + "[" + std::to_string(i) + "] is not an integer");
+        }
+        out.push_back(static_cast<int64_t>(x.As<Napi::Number>().DoubleValue()));
+      }
+    } else {
+      throw EngineError("ERR_INVALID_ARG", std::string("Session options.sharedPrefixes.") + key + " must be an Int32Array or an array of integers");
+    }
+    return out;
+  };
+  const std::vector<int64_t> parents = ints("parents"), lengths = ints("lengths");
+  if (parents.size() != lengths.size()) {
+    throw EngineError("ERR_INVALID_ARG", "Session options.sharedPrefixes: parents has " + std::to_string(parents.size()) +
+                                             " entries but lengths has " + std::to_string(lengths.size()));
+  }
+  std::vector<SharedPrefix> out(parents.size());
+  for (size_t i = 0; i < parents.size(); ++i) out[i] = {parents[i], lengths[i]};
+  return out;
+}
+
 Napi::Object statsToJs(Napi::Env env, const LayerStats& s) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("tokens", static_cast<double>(s.tokens));
@@ -173,6 +293,22 @@ Napi::Object statsToJs(Napi::Env env, const LayerStats& s) {
   o.Set("nanCount", static_cast<double>(s.nanCount));
   o.Set("sumAngular", s.sumAngular);
   o.Set("sumRelMag", s.sumRelMag);
+  // Per-sequence sums as Float64Arrays (absent when the backend keeps none, e.g. CUDA).
+  const LayerStats::PerSequence& ps = s.perSequence;
+  if (!ps.tokens.empty()) {
+    Napi::Object p = Napi::Object::New(env);
+    auto array = [&](const std::vector<double>& v) {
+      Napi::Float64Array a = Napi::Float64Array::New(env, v.size());
+      std::copy(v.begin(), v.end(), a.Data());
+      return a;
+    };
+    p.Set("tokens", array(ps.tokens));
+    p.Set("sumCos", array(ps.sumCos));
+    p.Set("nanCount", array(ps.nanCount));
+    p.Set("sumAngular", array(ps.sumAngular));
+    p.Set("sumRelMag", array(ps.sumRelMag));
+    o.Set("perSequence", p);
+  }
   return o;
 }
 
@@ -219,9 +355,14 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
                            InstanceMethod<&SessionWrap::embed>("embed"),
                            InstanceMethod<&SessionWrap::forwardLayer>("forwardLayer"),
                            InstanceMethod<&SessionWrap::nll>("nll"),
+                           InstanceMethod<&SessionWrap::tokenLogprobs>("tokenLogprobs"),
+                           InstanceMethod<&SessionWrap::divergence>("divergence"),
                            InstanceMethod<&SessionWrap::lastTokenStates>("lastTokenStates"),
                            InstanceMethod<&SessionWrap::snapshot>("snapshot"),
                            InstanceMethod<&SessionWrap::restore>("restore"),
+                           InstanceMethod<&SessionWrap::captureMlp>("captureMlp"),
+                           InstanceMethod<&SessionWrap::mlpOutput>("mlpOutput"),
+                           InstanceMethod<&SessionWrap::accumulateHealSums>("accumulateHealSums"),
                            InstanceMethod<&SessionWrap::cancel>("cancel"),
                            InstanceMethod<&SessionWrap::dispose>("dispose"),
                            InstanceAccessor<&SessionWrap::totalTokens>("totalTokens"),
@@ -268,7 +409,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
           return createCudaBackend(s, std::move(q), cudaOptions);
         };
       }
-      session_ = std::make_shared<Session>(spec, std::move(seqs), keep, factory);
+      session_ = std::make_shared<Session>(spec, std::move(seqs), keep, factory, parseSharedPrefixes(o.Get("sharedPrefixes")));
       lifeline_ = new std::shared_ptr<Lifeline>(std::make_shared<Lifeline>());
       (*lifeline_)->session = session_;
       napi_add_env_cleanup_hook(env, onEnvCleanup, lifeline_);
@@ -315,6 +456,8 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   Napi::Value embed(const Napi::CallbackInfo& info);
   Napi::Value forwardLayer(const Napi::CallbackInfo& info);
   Napi::Value nll(const Napi::CallbackInfo& info);
+  Napi::Value tokenLogprobs(const Napi::CallbackInfo& info);
+  Napi::Value divergence(const Napi::CallbackInfo& info);
 
   Napi::Value lastTokenStates(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -368,6 +511,38 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     }
     return env.Undefined();
   }
+
+  // --heal (issue 13): captureMlp/mlpOutput are synchronous like snapshot; the sums run as a job.
+  Napi::Value captureMlp(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    if (!info[0].IsBoolean()) throwCoded(env, "ERR_INVALID_ARG", "captureMlp: expected a boolean");
+    try {
+      session_->captureMlp(info[0].As<Napi::Boolean>().Value());
+    } catch (const EngineError& e) {
+      throwCoded(env, e.code(), e.what());
+    } catch (const std::bad_alloc&) {
+      throwCoded(env, "ERR_OUT_OF_MEMORY", "out of memory allocating the MLP-output capture buffer (tokens x hidden f32)");
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value mlpOutput(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkIdle(env);
+    try {
+      std::vector<float> data = session_->mlpOutput();
+      Napi::Float32Array out = Napi::Float32Array::New(env, data.size());
+      std::copy(data.begin(), data.end(), out.Data());
+      return out;
+    } catch (const EngineError& e) {
+      throwCoded(env, e.code(), e.what());
+    } catch (const std::bad_alloc&) {
+      throwCoded(env, "ERR_OUT_OF_MEMORY", "out of memory copying the MLP output");
+    }
+  }
+
+  Napi::Value accumulateHealSums(const Napi::CallbackInfo& info);
 
   Napi::Value cancel(const Napi::CallbackInfo& info) {
     if (session_) session_->cancel();
@@ -569,6 +744,34 @@ Napi::Value SessionWrap::forwardLayer(const Napi::CallbackInfo& info) {
   return job->promise();
 }
 
+Napi::Value SessionWrap::accumulateHealSums(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Value out;
+  if (unavailable(env, &out)) return out;
+  auto isArray = [&](size_t i, napi_typedarray_type type) {
+    return info.Length() > i && info[i].IsTypedArray() && info[i].As<Napi::TypedArray>().TypedArrayType() == type;
+  };
+  if (!isArray(0, napi_float32_array) || !isArray(1, napi_float32_array) || !isArray(2, napi_float64_array) || !isArray(3, napi_float64_array)) {
+    return rejected(env, "ERR_INVALID_ARG", "accumulateHealSums: expected (mlpOutput: Float32Array, residualBefore: Float32Array, G: Float64Array, B: Float64Array)");
+  }
+  Napi::Float32Array m = info[0].As<Napi::Float32Array>(), h = info[1].As<Napi::Float32Array>();
+  Napi::Float64Array g = info[2].As<Napi::Float64Array>(), b = info[3].As<Napi::Float64Array>();
+  if (g.ElementLength() != b.ElementLength()) return rejected(env, "ERR_SHAPE", "accumulateHealSums: G and B must have the same length");
+  // The arrays stay referenced (so not collected) until the job settles on the main thread.
+  auto refs = std::make_shared<std::vector<Napi::Reference<Napi::Value>>>();
+  for (size_t i = 0; i < 4; ++i) refs->push_back(Napi::Persistent(info[i]));
+  const float* mp = m.Data();
+  const float* hp = h.Data();
+  double* gp = g.Data();
+  double* bp = b.Data();
+  const int64_t mc = static_cast<int64_t>(m.ElementLength()), hc = static_cast<int64_t>(h.ElementLength()), gc = static_cast<int64_t>(g.ElementLength());
+  auto session = session_;
+  auto* job = new Job(this, [session, mp, mc, hp, hc, gp, bp, gc] { session->accumulateHealSums(mp, mc, hp, hc, gp, bp, gc); },
+                      [refs](Napi::Env e) { return e.Undefined(); });
+  job->Queue();
+  return job->promise();
+}
+
 Napi::Value SessionWrap::nll(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Value out;
@@ -588,6 +791,89 @@ Napi::Value SessionWrap::nll(const Napi::CallbackInfo& info) {
                         o.Set("sumNll", res->sumNll);
                         o.Set("predictions", static_cast<double>(res->predictions));
                         o.Set("logitsSum", res->logitsSum);
+                        return o;
+                      });
+  job->Queue();
+  return job->promise();
+}
+
+template <typename T, typename Array>
+static Array typedCopy(Napi::Env env, const std::vector<T>& v) {
+  Array a = Array::New(env, v.size());
+  std::copy(v.begin(), v.end(), a.Data());
+  return a;
+}
+
+Napi::Value SessionWrap::tokenLogprobs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Value out;
+  if (unavailable(env, &out)) return out;
+  TensorRef norm, head;
+  try {
+    norm = parseTensorRef(info[0], "norm");
+    head = parseTensorRef(info[1], "lm_head");
+  } catch (const EngineError& e) {
+    return rejected(env, e.code(), e.what());
+  }
+  auto session = session_;
+  auto res = std::make_shared<TokenLogprobs>();
+  auto* job = new Job(this, [session, norm, head, res] { *res = session->tokenLogprobs(norm, head, controlFor(session)); },
+                      [res](Napi::Env e) -> Napi::Value {
+                        Napi::Object o = Napi::Object::New(e);
+                        o.Set("logprob", typedCopy<double, Napi::Float64Array>(e, res->logprob));
+                        o.Set("argmax", typedCopy<int32_t, Napi::Int32Array>(e, res->argmax));
+                        o.Set("targetIsArgmax", typedCopy<uint8_t, Napi::Uint8Array>(e, res->targetIsArgmax));
+                        o.Set("sumNll", res->stats.sumNll);
+                        o.Set("predictions", static_cast<double>(res->stats.predictions));
+                        o.Set("logitsSum", res->stats.logitsSum);
+                        return o;
+                      });
+  job->Queue();
+  return job->promise();
+}
+
+// divergence(reference, finalNorm, lmHead): reference = {residual: Float32Array, finalNorm,
+// lmHead, rmsNormEps, normalizedLmHead?}. The residual is not copied (it is as large as the
+// session's own): a persistent reference keeps it alive until the job is destroyed on the main
+// thread, and the worker reads it in place.
+Napi::Value SessionWrap::divergence(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Value out;
+  if (unavailable(env, &out)) return out;
+  auto ref = std::make_shared<ReferenceHead>();
+  std::shared_ptr<Napi::Reference<Napi::Float32Array>> keep;
+  int64_t count = 0;
+  TensorRef norm, head;
+  try {
+    const std::string w = "divergence reference";
+    Napi::Object o = object(info[0], w);
+    Napi::Value r = o.Get("residual");
+    if (!r.IsTypedArray() || r.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      throw EngineError("ERR_INVALID_ARG", w + ".residual must be a Float32Array (the reference session's snapshot())");
+    }
+    Napi::Float32Array residual = r.As<Napi::Float32Array>();
+    ref->finalNorm = parseTensorRef(o.Get("finalNorm"), "reference norm");
+    ref->lmHead = parseTensorRef(o.Get("lmHead"), "reference lm_head");
+    ref->rmsNormEps = number(o, "rmsNormEps", w);
+    ref->normalizedLmHead = boolean(o, "normalizedLmHead", w);
+    norm = parseTensorRef(info[1], "norm");
+    head = parseTensorRef(info[2], "lm_head");
+    ref->residual = residual.Data();
+    count = static_cast<int64_t>(residual.ElementLength());
+    keep = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(residual));
+  } catch (const EngineError& e) {
+    return rejected(env, e.code(), e.what());
+  }
+  auto session = session_;
+  auto res = std::make_shared<Divergence>();
+  auto* job = new Job(this, [session, ref, count, norm, head, res] { *res = session->divergence(*ref, count, norm, head, controlFor(session)); },
+                      [res, keep](Napi::Env e) -> Napi::Value {
+                        Napi::Object o = Napi::Object::New(e);
+                        o.Set("kl", typedCopy<double, Napi::Float64Array>(e, res->kl));
+                        o.Set("referenceLogprob", typedCopy<double, Napi::Float64Array>(e, res->referenceLogprob));
+                        o.Set("logprob", typedCopy<double, Napi::Float64Array>(e, res->logprob));
+                        o.Set("referenceArgmax", typedCopy<int32_t, Napi::Int32Array>(e, res->referenceArgmax));
+                        o.Set("argmax", typedCopy<int32_t, Napi::Int32Array>(e, res->argmax));
                         return o;
                       });
   job->Queue();

@@ -11,12 +11,14 @@ namespace shortgpt {
 
 void causalAttention(const float* q, int64_t qStride, const float* k, const float* v, int64_t kvStride,
                      float* out, int64_t outStride, const std::vector<int64_t>& seqOffsets,
-                     const AttentionShape& shape, ThreadPool& pool, std::vector<float>& ktBuf) {
+                     const AttentionShape& shape, ThreadPool& pool, std::vector<float>& ktBuf,
+                     const std::vector<int64_t>* queryFrom) {
   // Work items are (sequence, head, query block): each output row is written by exactly one
   // item, computed in a fixed order, so results do not depend on the thread count.
   std::vector<AttentionItem> items;
   for (size_t s = 0; s + 1 < seqOffsets.size(); ++s) {
     for (int64_t r = seqOffsets[s]; r < seqOffsets[s + 1]; r += kAttentionQueryBlock) {
+      if (queryFrom && r + kAttentionQueryBlock <= seqOffsets[s] + (*queryFrom)[s]) continue;  // no row wanted
       for (int64_t h = 0; h < shape.numHeads; ++h) {
         items.push_back({r, std::min(r + kAttentionQueryBlock, seqOffsets[s + 1]), seqOffsets[s], h});
       }
@@ -45,7 +47,8 @@ void causalAttention(const float* q, int64_t qStride, const float* k, const floa
     load[b] += cost(items[i]);
   }
 #if defined(SHORTGPT_X86)
-  const bool avx2 = useAvx2Kernels();
+  // Soft-capping (Gemma 2) is implemented by the portable kernel only.
+  const bool avx2 = useAvx2Kernels() && shape.softcap <= 0;
   const char* noAvx512 = std::getenv("SHORTGPT_NO_AVX512");
   const bool avx512 = avx2 && cpuFeatures().avx512f && (noAvx512 == nullptr || std::strcmp(noAvx512, "1") != 0);
 #else

@@ -15,6 +15,10 @@ struct AttentionShape {
   int64_t numKvHeads = 0;  // query head h reads kv head h / (numHeads / numKvHeads)
   int64_t headDim = 0;
   int64_t slidingWindow = 0;  // 0: none; else a query at i sees keys j with i - j < window
+  float scale = 0;            // score scale; 0: 1/sqrt(headDim) (Granite sets attention_multiplier)
+  // Gemma 2: scores (after the scale) become softcap * tanh(score / softcap); 0: none. Only the
+  // portable kernel implements it: causalAttention runs that one when it is set.
+  float softcap = 0;
 };
 
 // Query rows per parallel work item.
@@ -53,8 +57,12 @@ void attentionItemsAvx2(const std::vector<AttentionItem>& items, int64_t begin, 
 // Scale 1/sqrt(headDim), softmax in f32, as transformers' eager_attention_forward.
 // `ktScratch` holds the transposed keys of the blocked kernels (grown as needed; the caller keeps
 // it across calls so that later layers reuse its pages).
+// `queryFrom` (optional, per sequence): rows before seqOffsets[s] + queryFrom[s] need no output
+// (shared prefixes: the parent's rows, gathered only as keys); their whole query blocks are
+// skipped, their rows in a block that is computed are written too. Other rows are unchanged.
 void causalAttention(const float* q, int64_t qStride, const float* k, const float* v, int64_t kvStride,
                      float* out, int64_t outStride, const std::vector<int64_t>& seqOffsets,
-                     const AttentionShape& shape, ThreadPool& pool, std::vector<float>& ktScratch);
+                     const AttentionShape& shape, ThreadPool& pool, std::vector<float>& ktScratch,
+                     const std::vector<int64_t>* queryFrom = nullptr);
 
 }  // namespace shortgpt

@@ -164,7 +164,7 @@ inline void attentionItemBlocked(const AttentionItem& w, const float* q, int64_t
                                  const AttentionShape& shape, std::vector<float>& scratch) {
   const int64_t hd = shape.headDim;
   const int64_t kvHead = w.head / (shape.numHeads / shape.numKvHeads);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = shape.scale > 0 ? shape.scale : 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t rows = w.rowEnd - w.rowBegin;
   const int64_t rowsPadded = (rows + kRows - 1) / kRows * kRows;
   // s/p [kRows, kBlockKeys] | acc [rowsPadded + 1, hd] (the last row is a sink for padding

@@ -111,7 +111,7 @@ inline void attentionItem(const AttentionItem& w, const float* q, int64_t qStrid
                           std::vector<float>& scratch) {
   const int64_t hd = shape.headDim;
   const int64_t kvHead = w.head / (shape.numHeads / shape.numKvHeads);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scoreScale = shape.scale > 0 ? shape.scale : 1.0f / std::sqrt(static_cast<float>(hd));
   const int64_t rows = w.rowEnd - w.rowBegin;
   scratch.resize(static_cast<size_t>(hd * kKeyBlock + 2 * kKeyBlock + rows * (hd + 2)));
   float* kt = scratch.data();            // [hd, kKeyBlock] transposed keys
@@ -147,6 +147,10 @@ inline void attentionItem(const AttentionItem& w, const float* q, int64_t qStrid
         const float* ktd = kt + d * kKeyBlock;
         for (int64_t jj = 0; jj < kKeyBlock; ++jj) s[jj] += qd * ktd[jj];
       }
+      if (shape.softcap > 0) {  // Gemma 2: softcap * tanh(score * scale / softcap), then unscaled
+        for (int64_t jj = lo; jj < hi; ++jj) s[jj] = std::tanh(s[jj] * scoreScale / shape.softcap) * shape.softcap;
+      }
+      const float scale = shape.softcap > 0 ? 1.0f : scoreScale;
       float blockMax = -std::numeric_limits<float>::infinity();
       for (int64_t jj = lo; jj < hi; ++jj) blockMax = std::max(blockMax, s[jj] * scale);
       const float newMax = std::max(runMax[i], blockMax);

@@ -158,6 +158,27 @@ PackedWeightBf16 PackedWeightBf16::pack(const void* src, DType dtype, int64_t n,
 }
 
 void PackedWeightBf16::repack(int64_t n, int64_t k, const PackedWeight::RowSource& source, ThreadPool& pool) {
+  const int64_t kk = std::max<int64_t>(k, 0), kp = roundUp(kk, 32);
+  repackPanels(n, k, [&](int64_t row0, int64_t valid, uint16_t* rowsBf16) {
+    thread_local std::vector<float> rowsBuf;
+    if (rowsBuf.size() < static_cast<size_t>(16 * kk)) rowsBuf.resize(static_cast<size_t>(16 * kk));
+    source(row0, valid, rowsBuf.data());
+    convertRows(rowsBuf.data(), kk, valid, kk, kp, rowsBf16);
+  }, pool);
+}
+
+void PackedWeightBf16::repackBf16(int64_t n, int64_t k, const RowSourceBf16& source, ThreadPool& pool) {
+  const int64_t kk = std::max<int64_t>(k, 0), kp = roundUp(kk, 32);
+  repackPanels(n, k, [&](int64_t row0, int64_t valid, uint16_t* rowsBf16) {
+    source(row0, valid, rowsBf16, kp);
+    if (kp > kk) {
+      for (int64_t r = 0; r < valid; ++r) std::fill(rowsBf16 + r * kp + kk, rowsBf16 + (r + 1) * kp, uint16_t{0});
+    }
+  }, pool);
+}
+
+void PackedWeightBf16::repackPanels(int64_t n, int64_t k, const std::function<void(int64_t, int64_t, uint16_t*)>& rows,
+                                    ThreadPool& pool) {
   n_ = std::max<int64_t>(n, 0);
   k_ = std::max<int64_t>(k, 0);
   kp_ = roundUp(k_, 32);
@@ -167,11 +188,9 @@ void PackedWeightBf16::repack(int64_t n, int64_t k, const PackedWeight::RowSourc
   const int64_t panels = 2 * ceilDiv(n_, 32);
   data_.resize(static_cast<size_t>(panels * kp_ * 16));
   uint16_t* out = data_.data();
-  const int64_t kk = k_, kp = kp_, nn = n_;
+  const int64_t kp = kp_, nn = n_;
   pool.parallelFor(panels, [&](int64_t begin, int64_t end, int) {
-    thread_local std::vector<float> rowsBuf;
     thread_local std::vector<uint16_t> rowsBf16;
-    if (rowsBuf.size() < static_cast<size_t>(16 * kk)) rowsBuf.resize(static_cast<size_t>(16 * kk));
     if (rowsBf16.size() < static_cast<size_t>(16 * kp)) rowsBf16.resize(static_cast<size_t>(16 * kp));
     for (int64_t p = begin; p < end; ++p) {
       uint16_t* panel = out + p * kp * 16;
@@ -180,9 +199,8 @@ void PackedWeightBf16::repack(int64_t n, int64_t k, const PackedWeight::RowSourc
         std::fill(panel, panel + kp * 16, uint16_t{0});
         continue;
       }
-      source(p * 16, valid, rowsBuf.data());
-      // Rows to bf16 (zero-padded to kp and to 16 rows), then interleave into k pairs.
-      convertRows(rowsBuf.data(), kk, valid, kk, kp, rowsBf16.data());
+      // Rows in bf16 (zero-padded to kp and to 16 rows), then interleave into k pairs.
+      rows(p * 16, valid, rowsBf16.data());
       std::fill(rowsBf16.data() + valid * kp, rowsBf16.data() + 16 * kp, uint16_t{0});
 #if defined(SHORTGPT_X86)
       if (support().avx512bf16 || support().amx) {

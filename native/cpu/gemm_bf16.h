@@ -12,6 +12,7 @@
 // differ in the last bits).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,9 +58,18 @@ class PackedWeightBf16 {
   // As PackedWeight::pack / repack (gemm.h); the source rows arrive in f32 and are rounded here.
   static PackedWeightBf16 pack(const void* src, DType dtype, int64_t n, int64_t k, ThreadPool& pool);
   void repack(int64_t n, int64_t k, const PackedWeight::RowSource& source, ThreadPool& pool);
+  // Rows that are bf16 already (a BF16 checkpoint): source(row0, rows, dst, stride) writes `rows`
+  // rows of k bf16 values, row r at dst + r * stride (stride = paddedCols() >= k; the padding is
+  // zeroed here). No f32 round trip: the result equals repack() of the same rows widened to f32,
+  // since bf16 -> f32 -> bf16 is exact.
+  using RowSourceBf16 = std::function<void(int64_t row0, int64_t rows, uint16_t* dst, int64_t stride)>;
+  void repackBf16(int64_t n, int64_t k, const RowSourceBf16& source, ThreadPool& pool);
   const uint16_t* data() const { return data_.data(); }
 
  private:
+  // Sizes the storage and fills each 16-row panel: rows(p * 16, valid, rowsBf16) leaves the
+  // panel's rows in bf16 at stride kp_ (zero-padded), which are then interleaved into k pairs.
+  void repackPanels(int64_t n, int64_t k, const std::function<void(int64_t, int64_t, uint16_t*)>& rows, ThreadPool& pool);
   int64_t n_ = 0, k_ = 0, kp_ = 0;
   std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> data_;
 };

@@ -85,4 +85,24 @@ int64_t accumulateStats(const TokenStats* perToken, int64_t rows, LayerStats& st
   return -1;
 }
 
+int64_t accumulateStats(const TokenStats* perToken, int64_t rows, LayerStats& stats, const int64_t* seqOffsets,
+                        int64_t seqBegin, int64_t seqEnd) {
+  const int64_t bad = accumulateStats(perToken, rows, stats);
+  if (bad >= 0) return bad;
+  LayerStats::PerSequence& ps = stats.perSequence;
+  const int64_t rowBegin = seqOffsets[seqBegin];
+  for (int64_t s = seqBegin; s < seqEnd; ++s) {
+    const size_t i = static_cast<size_t>(s);
+    for (int64_t r = seqOffsets[s]; r < seqOffsets[s + 1]; ++r) {
+      const TokenStats& t = perToken[r - rowBegin];
+      ps.sumCos[i] += t.cos;
+      ps.sumAngular[i] += t.angular;
+      ps.sumRelMag[i] += t.relMag;
+      if (t.undefinedCos) ps.nanCount[i] += 1;
+    }
+    ps.tokens[i] += static_cast<double>(seqOffsets[s + 1] - seqOffsets[s]);
+  }
+  return -1;
+}
+
 }  // namespace shortgpt

@@ -29,6 +29,13 @@ void residualWithStats(float* h, const float* mid, const float* delta, int64_t r
 // non-finite (the caller reports it), or -1.
 int64_t accumulateStats(const TokenStats* perToken, int64_t rows, LayerStats& stats);
 
+// The same for rows [rowBegin, rowBegin + rows) of the residual stream, also adding each token to
+// its sequence's entry of stats.perSequence (sized by the caller; seqOffsets[s] is sequence s's
+// first row, seqOffsets[seqBegin] == rowBegin). The pooled sums are added exactly as above, so
+// they stay bit-identical; each sequence's sums are in its own token order.
+int64_t accumulateStats(const TokenStats* perToken, int64_t rows, LayerStats& stats, const int64_t* seqOffsets,
+                        int64_t seqBegin, int64_t seqEnd);
+
 // The statistics of one token from its input and output vectors (also used by tests and by
 // callers comparing non-adjacent layers).
 TokenStats tokenStats(const float* in, const float* out, int64_t dim);

@@ -25,10 +25,21 @@ export interface ConformanceCase {
 
 const REMOVALS = [[1], [0, 2], [2], [0]];
 
-type Spec = Omit<ConformanceCase, 'remove'>;
+type Spec = Omit<ConformanceCase, 'remove'> & { remove?: number[] };
 const specs: Spec[] = [
   ...CHECKPOINT_CASES,
-  { name: 'LlamaForCausalLM F32 zero embedding row', opts: { ...CASE_BASE, architecture: 'LlamaForCausalLM', dtype: 'F32' }, zeroToken: 0 },
+  // Its removal as when it followed the first 33 cases (issue 14's cases were appended since).
+  { name: 'LlamaForCausalLM F32 zero embedding row', opts: { ...CASE_BASE, architecture: 'LlamaForCausalLM', dtype: 'F32' }, zeroToken: 0, remove: [0, 2] },
 ];
 
-export const CASES: ConformanceCase[] = specs.map((s, i) => ({ ...s, remove: REMOVALS[i % REMOVALS.length]! }));
+/**
+ * Cases whose positional removal changes this random model's perplexity by less than the suite's
+ * sanity bound (deleting must move mean NLL by > 1e-3, or agreement would prove nothing).
+ */
+const REMOVAL_OVERRIDES: Record<string, number[]> = {
+  'Phi3ForCausalLM F32': [0, 2],
+  // Also the interesting cut: the dense layer goes, so mlp_only_layers must become [].
+  'Qwen3MoeForCausalLM BF16 mlp_only_layers [0]': [0, 1],
+};
+
+export const CASES: ConformanceCase[] = specs.map((s, i) => ({ ...s, remove: s.remove ?? REMOVAL_OVERRIDES[s.name] ?? REMOVALS[i % REMOVALS.length]! }));

@@ -19,7 +19,8 @@ from_pretrained reported while loading it and the largest |logit| difference aga
 with those layers deleted from model.layers.
 
 The model is the real transformers class (AutoModelForCausalLM.from_pretrained, eager attention)
-converted to float64 with model.to(torch.float64). transformers has no Baichuan class (Baichuan is
+converted to float64 with model.to(torch.float64). Deleting layers keeps each kept layer's own
+config.layer_types entry (see Deleted). transformers has no Baichuan class (Baichuan is
 remote code), so Baichuan checkpoints go through `load_baichuan`: transformers' LlamaForCausalLM
 with W_pack split into q/k/v, and Baichuan 2's NormHead (BaichuanForCausalLM: lm_head rows
 L2-normalised before use) applied to lm_head; Baichuan 1 (BaiChuanForCausalLM) has a plain head.
@@ -76,8 +77,10 @@ def load(torch, model_dir):
     else:
         from transformers import AutoModelForCausalLM
 
+        # Eager experts too: transformers 5's default MoE kernel (grouped_mm) has no float64 path;
+        # the eager one is MixtralExperts / Qwen3MoeExperts.forward as written in the modeling file.
         model, info = AutoModelForCausalLM.from_pretrained(
-            model_dir, attn_implementation="eager", output_loading_info=True
+            model_dir, attn_implementation="eager", experts_implementation="eager", output_loading_info=True
         )
         loader = "AutoModelForCausalLM -> " + type(model).__name__
     model = model.to(torch.float64).eval()
@@ -223,7 +226,13 @@ def nll_of(torch, model, sequences):
 
 
 class Deleted:
-    """model.layers without the given indices, restored on exit."""
+    """model.layers without the given indices, restored on exit.
+
+    Models that pick a layer's attention mask and RoPE by position in model.layers from
+    config.layer_types (Gemma 2/3, SmolLM3: `self.config.layer_types[i]` in the model's loop)
+    get that list sliced the same way, so every kept layer keeps its own attention type: the
+    original with those layers skipped, which is what the engine's skip and the rewrite compute.
+    """
 
     def __init__(self, torch, model, delete):
         self.torch, self.model, self.delete = torch, model, set(delete)
@@ -232,10 +241,16 @@ class Deleted:
         self.saved = decoder_layers(self.model)
         kept = [layer for i, layer in enumerate(self.saved) if i not in self.delete]
         self.model.model.layers = self.torch.nn.ModuleList(kept)
+        config = self.model.model.config
+        self.saved_types = getattr(config, "layer_types", None)
+        if self.saved_types is not None and len(self.saved_types) == len(self.saved):
+            config.layer_types = [t for i, t in enumerate(self.saved_types) if i not in self.delete]
         return self.model
 
     def __exit__(self, *exc):
         self.model.model.layers = self.saved
+        if self.saved_types is not None:
+            self.model.model.config.layer_types = self.saved_types
 
 
 def run_model(torch, req):

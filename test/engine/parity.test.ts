@@ -62,6 +62,16 @@ describe.each(cases)('engine vs float64 reference: $name', ({ name, opts, edit }
       Qwen2ForCausalLM: ['self_attn.q_proj.bias', 'self_attn.k_proj.bias', 'self_attn.v_proj.bias'],
       Qwen3ForCausalLM: ['self_attn.q_norm.weight', 'self_attn.k_norm.weight'],
       BaichuanForCausalLM: ['self_attn.W_pack.weight'],
+      // Their difference is in config.json (multipliers, no_rope_layers), not in the tensors.
+      GraniteForCausalLM: ['self_attn.q_proj.weight'],
+      SmolLM3ForCausalLM: ['self_attn.q_proj.weight'],
+      Olmo2ForCausalLM: ['self_attn.q_norm.weight', 'self_attn.k_norm.weight', 'post_feedforward_layernorm.weight'],
+      Phi3ForCausalLM: ['self_attn.qkv_proj.weight', 'mlp.gate_up_proj.weight'],
+      Gemma2ForCausalLM: ['pre_feedforward_layernorm.weight', 'post_feedforward_layernorm.weight'],
+      Gemma3ForCausalLM: ['pre_feedforward_layernorm.weight', 'post_feedforward_layernorm.weight', 'self_attn.q_norm.weight'],
+      MixtralForCausalLM: ['block_sparse_moe.gate.weight', 'block_sparse_moe.experts.3.w2.weight'],
+      // Layer 0 is dense in the decoder_sparse_step / mlp_only_layers cases: look at layer 1.
+      Qwen3MoeForCausalLM: ['self_attn.q_norm.weight'],
     };
     for (const suffix of expected[opts.architecture]) expect(names).toContain(`model.layers.0.${suffix}`);
     if (opts.attentionBias) expect(names).toContain('model.layers.0.self_attn.o_proj.bias');

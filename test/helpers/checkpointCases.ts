@@ -2,7 +2,9 @@
  * The generated checkpoints that the engine's parity suite (test/engine/parity.test.ts, against
  * the float64 reference) and the transformers conformance suite (test/conformance/cases.ts) both
  * check: every architecture x dtype, RoPE scalings, sliding windows, biases, tied and sharded,
- * odd shapes, Baichuan 1 and 2. One list, so the two suites cannot drift apart.
+ * odd shapes, Baichuan 1 and 2, and (appended) issue 14's Granite, SmolLM3, OLMo 2, Phi-3,
+ * Gemma 2/3, Mixtral and Qwen3-MoE with their config variants. One list, so the two suites cannot
+ * drift apart.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -82,6 +84,65 @@ cases.push(
     opts: { ...base, architecture: 'MistralForCausalLM', dtype: 'F16' },
     edit: (c) => { c.sliding_window = null; },
   },
+);
+
+// Issue 14's architectures, appended (the conformance suite assigns removals by position, so the
+// cases above keep theirs): every dtype, then the variants.
+for (const architecture of ['GraniteForCausalLM', 'SmolLM3ForCausalLM', 'Olmo2ForCausalLM', 'Phi3ForCausalLM', 'Gemma2ForCausalLM', 'Gemma3ForCausalLM',
+  'MixtralForCausalLM', 'Qwen3MoeForCausalLM'] as const) {
+  for (const dtype of ['F32', 'F16', 'BF16'] as const) cases.push({ name: `${architecture} ${dtype}`, opts: { ...base, architecture, dtype } });
+}
+cases.push(
+  // granite-3.0-8b's residual and attention multipliers (0.22, 1/128), with biases. Its embedding
+  // multiplier 12 scales embeddings initialised with std 0.02 (about 0.24 in all); ours have std 1,
+  // so 0.24 keeps that magnitude. Its logits_scaling 16 would flatten this tiny model's logits
+  // until deleting a layer hardly changes perplexity, so 2.
+  {
+    name: 'GraniteForCausalLM BF16 Granite-3 multipliers, attention_bias',
+    opts: { ...base, architecture: 'GraniteForCausalLM', dtype: 'BF16', attentionBias: true, graniteMultipliers: { embedding: 0.24, residual: 0.22, attention: 0.0078125, logitsScaling: 2 } },
+  },
+  {
+    // SmolLM3Config's own defaults: no no_rope_layers list (built from the interval: layer 2 has
+    // no RoPE) and no tie_word_embeddings (true).
+    name: 'SmolLM3ForCausalLM F32 no_rope_layers from the interval, tied by default',
+    opts: { ...base, architecture: 'SmolLM3ForCausalLM', dtype: 'F32', tie: true },
+    edit: (c) => { delete c.no_rope_layers; c.no_rope_layer_interval = 3; delete c.tie_word_embeddings; delete c.layer_types; },
+  },
+  { name: 'SmolLM3ForCausalLM BF16 sliding window 20', opts: { ...base, architecture: 'SmolLM3ForCausalLM', dtype: 'BF16', slidingWindow: 20 } },
+  // OLMo 2 with attention_bias (q/k/v/o biases) and grouped-query attention (4 heads, 2 kv).
+  { name: 'Olmo2ForCausalLM F32 attention_bias', opts: { ...base, architecture: 'Olmo2ForCausalLM', dtype: 'F32', attentionBias: true } },
+  // Phi-4-mini's partial_rotary_factor 0.75 (head_dim 16: 12 rotated dimensions) with LongRoPE:
+  // original_max_position_embeddings 64, so the 70- and 130-token sequences take the long factors.
+  {
+    name: 'Phi3ForCausalLM F32 partial rotary 0.75, longrope',
+    opts: { ...base, architecture: 'Phi3ForCausalLM', dtype: 'F32', hiddenSize: 64, numAttentionHeads: 4, numKeyValueHeads: 2, partialRotaryFactor: 0.75, ropeScaling: 'longrope' },
+  },
+  { name: 'Phi3ForCausalLM BF16 longrope, sliding window 20', opts: { ...base, architecture: 'Phi3ForCausalLM', dtype: 'BF16', ropeScaling: 'longrope', slidingWindow: 20 } },
+  // Gemma2Config's own defaults: soft-capping 50 / 30, layer_types from the alternation, tied.
+  {
+    name: 'Gemma2ForCausalLM F32 config defaults (softcaps 50/30, derived layer_types), tied',
+    opts: { ...base, architecture: 'Gemma2ForCausalLM', dtype: 'F32', tie: true },
+    edit: (c) => { for (const k of ['attn_logit_softcapping', 'final_logit_softcapping', 'layer_types', 'tie_word_embeddings']) delete c[k]; },
+  },
+  { name: 'Gemma2ForCausalLM BF16 attention_bias, 2 shards', opts: { ...base, architecture: 'Gemma2ForCausalLM', dtype: 'BF16', attentionBias: true, shards: 2 } },
+  {
+    // transformers 5's nested rope_parameters; sliding_window_pattern 2 instead of layer_types.
+    name: 'Gemma3ForCausalLM F32 nested rope_parameters, sliding_window_pattern 2',
+    opts: { ...base, architecture: 'Gemma3ForCausalLM', dtype: 'F32' },
+    edit: (c) => {
+      for (const k of ['rope_theta', 'rope_local_base_freq', 'rope_scaling', 'layer_types']) delete c[k];
+      c.sliding_window_pattern = 2;
+      c.rope_parameters = { full_attention: { rope_type: 'linear', factor: 4.0, rope_theta: 500000.0 }, sliding_attention: { rope_type: 'default', rope_theta: 20000.0 } };
+    },
+  },
+  // Qwen3-MoE with dense layers among sparse ones (decoder_sparse_step 2: only layer 1 is
+  // sparse), top-k weights not renormalised, 3 of 6 experts per token, biases.
+  {
+    name: 'Qwen3MoeForCausalLM F32 decoder_sparse_step 2, norm_topk_prob false, 6 experts top 3',
+    opts: { ...base, architecture: 'Qwen3MoeForCausalLM', dtype: 'F32', attentionBias: true, moe: { experts: 6, topK: 3, normTopk: false, sparseStep: 2 } },
+  },
+  { name: 'Qwen3MoeForCausalLM BF16 mlp_only_layers [0]', opts: { ...base, architecture: 'Qwen3MoeForCausalLM', dtype: 'BF16', moe: { mlpOnly: [0] } } },
+  { name: 'MixtralForCausalLM BF16 sliding window 20, 8 experts', opts: { ...base, architecture: 'MixtralForCausalLM', dtype: 'BF16', slidingWindow: 20, moe: { experts: 8 } } },
 );
 
 /** Writes the case's checkpoint into dir: the generator's output, then the case's config.json edit. */

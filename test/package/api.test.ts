@@ -14,6 +14,8 @@ const MAIN_VALUES = [
   'ShortGptError', 'UsageError', 'packageVersion',
   'prune', 'openCheckpoint', 'loadTokenizer', 'scoreLayers', 'toMetricScores', 'chooseLayers',
   'perplexity', 'rewriteCheckpoint', 'inspectCheckpoint', 'formatInspectReport', 'doctorReport',
+  // Judging a cut: how stable it is, how far the pruned model drifts from the original, task accuracy.
+  'bootstrapScores', 'compareModels', 'evaluateTasks', 'loadTaskFile',
 ];
 const MAIN_TYPES = [
   'PruneOptions', 'PruneResult', 'PrunePlan', 'PruneProgress', 'RemovalRequest', 'CalibrationOptions',
@@ -21,12 +23,18 @@ const MAIN_TYPES = [
   'Checkpoint', 'ModelConfig', 'TensorInfo', 'TokenSequences', 'Tokenizer', 'LayerScore', 'LayerScores', 'ScoreOptions',
   'ScoreProgress', 'ChooseOptions', 'LayerChoice', 'PerplexityOptions', 'PerplexityResult', 'RewriteOptions',
   'RewriteResult', 'RewriteProgress', 'InspectReport', 'DoctorReport',
+  'HealMethod', 'HealReport', 'BootstrapOptions', 'BootstrapResult', 'LayerInterval',
+  'CompareOptions', 'CompareProgress', 'ComparisonResult', 'ComparisonStats', 'WindowComparison',
+  'TaskEvalOptions', 'TaskItem', 'TaskItemResult', 'TaskResult', 'TaskSpec',
 ];
 /** The jobs' option and result types: each field is documented too (units, defaults). */
 const DOCUMENTED_FIELDS = [
   'PruneOptions', 'PruneResult', 'PrunePlan', 'RemovalRequest', 'CalibrationOptions', 'EngineOptions',
   'LayerScore', 'LayerScores', 'ScoreOptions', 'ScoreProgress', 'ChooseOptions', 'LayerChoice',
   'PerplexityOptions', 'PerplexityResult', 'RewriteOptions', 'RewriteResult', 'InspectReport', 'DoctorReport',
+  'HealReport', 'BootstrapOptions', 'BootstrapResult', 'LayerInterval', 'CompareOptions', 'CompareProgress',
+  'ComparisonResult', 'ComparisonStats', 'WindowComparison', 'TaskEvalOptions', 'TaskItem', 'TaskItemResult',
+  'TaskResult', 'TaskSpec',
 ];
 /** Implementation details: exported by neither entry. */
 const PRIVATE = [

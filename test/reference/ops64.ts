@@ -65,13 +65,18 @@ export function rmsNorm(x: Float64Array, rows: number, dim: number, w: Float64Ar
  * Rotary embedding in place, rotate_half convention (HF apply_rotary_pos_emb): dimension i pairs
  * with i + d/2; angle = position * invFreq[i]. `x` is [tokens, heads, headDim], position = token.
  */
-export function applyRope(x: Float64Array, tokens: number, heads: number, headDim: number, invFreq: Float64Array): void {
-  const half = headDim / 2;
+/**
+ * RoPE in the rotate_half convention over the first 2 * invFreq.length dimensions of each head
+ * (all of them unless partial rotary: Phi-3's partial_rotary_factor); cos and sin times `scale`
+ * (LongRoPE's attention_factor).
+ */
+export function applyRope(x: Float64Array, tokens: number, heads: number, headDim: number, invFreq: Float64Array, scale = 1): void {
+  const half = invFreq.length;
   for (let t = 0; t < tokens; t++) {
     for (let i = 0; i < half; i++) {
       const angle = t * invFreq[i];
-      const c = cos(angle);
-      const s = sin(angle);
+      const c = cos(angle) * scale;
+      const s = sin(angle) * scale;
       for (let h = 0; h < heads; h++) {
         const base = (t * heads + h) * headDim;
         const a = x[base + i];
@@ -88,10 +93,12 @@ export function applyRope(x: Float64Array, tokens: number, heads: number, headDi
  * query head h reads kv head floor(h / (heads / kvHeads)) (HF repeat_kv). Query i sees keys j <= i
  * with i - j < window when a window is given. Returns [T, heads * d].
  */
-export function attention(q: Float64Array, k: Float64Array, v: Float64Array, tokens: number, heads: number, kvHeads: number, d: number, window: number | null): Float64Array {
+export function attention(q: Float64Array, k: Float64Array, v: Float64Array, tokens: number, heads: number, kvHeads: number, d: number, window: number | null,
+  scoreScale: number | null = null, softcap: number | null = null): Float64Array {
   const out = new Float64Array(tokens * heads * d);
   const group = heads / kvHeads;
-  const scale = 1 / sqrt(d);
+  // Granite's attention_multiplier replaces 1/sqrt(head_dim).
+  const scale = scoreScale ?? 1 / sqrt(d);
   const scores = new Float64Array(tokens);
   // One kv head's keys and values gathered contiguously ([T, d]) so the inner loops are unit-stride.
   const kh = new Float64Array(tokens * d);
@@ -110,6 +117,8 @@ export function attention(q: Float64Array, k: Float64Array, v: Float64Array, tok
           let s = 0;
           for (let x = 0, ko = j * d; x < d; x++) s += q[qo + x] * kh[ko + x];
           s *= scale;
+          // Gemma 2's attn_logit_softcapping: cap * tanh(s / cap), after the scale.
+          if (softcap !== null) s = Math.tanh(s / softcap) * softcap;
           scores[j] = s;
           if (s > max) max = s;
         }
@@ -126,6 +135,11 @@ export function attention(q: Float64Array, k: Float64Array, v: Float64Array, tok
     }
   }
   return out;
+}
+
+/** torch's gelu(approximate='tanh') (gelu_pytorch_tanh): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
 }
 
 export function silu(x: number): number {

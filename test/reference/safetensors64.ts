@@ -10,6 +10,8 @@ import * as path from 'node:path';
 export interface Tensor64 {
   shape: number[];
   data: Float64Array;
+  /** The dtype in the file (F32, F16, BF16): Gemma rounds its embedding scale to it. */
+  dtype?: string;
 }
 
 interface HeaderEntry {
@@ -67,7 +69,7 @@ export function readSafetensors64(file: string): Map<string, Tensor64> {
     if (name === '__metadata__') continue;
     const { dtype, shape, data_offsets: [begin, end] } = entry as HeaderEntry;
     const count = shape.reduce((a, b) => a * b, 1);
-    tensors.set(name, { shape, data: decode(dtype, buf.subarray(dataStart + begin, dataStart + end), count, `${file}: ${name}`) });
+    tensors.set(name, { shape, dtype, data: decode(dtype, buf.subarray(dataStart + begin, dataStart + end), count, `${file}: ${name}`) });
   }
   return tensors;
 }

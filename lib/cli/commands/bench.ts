@@ -2,7 +2,7 @@
 import type { ComputeDType } from '../../checkpoint/types';
 import { formatBenchResults } from '../../bench/format';
 import { runBench, type BenchProgress, type BenchResult } from '../../bench/runner';
-import { llamaShape, overrideShape, presetShape, shapeFromConfigFile, type BenchShape, type ShapeNumbers } from '../../bench/shapes';
+import { llamaShape, moeShape, overrideShape, presetShape, shapeFromConfigFile, type BenchShape, type ShapeNumbers } from '../../bench/shapes';
 import { ShortGptError, UsageError } from '../../errors';
 import { flag, intOption, noExtraPositionals, parseCommandLine, stringOption, type Parsed } from '../args';
 import type { CliIO, Command } from '../command';
@@ -48,6 +48,10 @@ export function benchShapes(parsed: Parsed): BenchShape[] {
     const names = (shapeArg ?? (given ? 'custom' : 'S')).split(',').map((s) => s.trim());
     return names.map((name) => {
       if (name === 'S' || name === 'M') return overrideShape(presetShape(name), numbers, source);
+      if (name === 'MoE') {
+        if (given) throw new UsageError(`${NAME}: --shape MoE is Mixtral-8x7B's shape and takes no shape numbers; for another MoE shape use --config`);
+        return moeShape();
+      }
       if (name === 'custom') {
         for (const f of ['hidden', 'layers', 'heads', 'intermediate'] as const) {
           const field = SHAPE_FLAGS.find((s) => s.flag === f)!.field;
@@ -55,7 +59,7 @@ export function benchShapes(parsed: Parsed): BenchShape[] {
         }
         return llamaShape('custom', numbers as ShapeNumbers, 10000, source);
       }
-      throw new UsageError(`${NAME}: --shape must be S, M, custom or a comma-separated list of S and M, got '${name}'`);
+      throw new UsageError(`${NAME}: --shape must be S, M, custom, MoE or a comma-separated list of S, M and MoE, got '${name}'`);
     });
   } catch (e) {
     // A shape the config resolver refuses (e.g. --kv-heads not dividing --heads) is a usage error.
@@ -98,6 +102,8 @@ alone at the layer's shapes; and the process's peak resident memory.
 Shapes:
   --shape S         SmolLM-135M: hidden 576, 30 layers, 9 heads, 3 kv heads, intermediate 1536, vocab 49152 (default)
   --shape M         Llama-3.2-1B: hidden 2048, 16 layers, 32 heads, 8 kv heads, intermediate 8192, vocab 128256
+  --shape MoE       Mixtral-8x7B: hidden 4096, 32 layers, 32/8 heads, 8 experts of intermediate 14336, 2 per
+                    token, vocab 32000 (one layer's experts: 5.6 GB of F32; use --layers-to-run 2, --dtype bf16)
   --shape S,M       both, one after the other
   --shape custom    from --hidden --layers --heads --intermediate [--kv-heads --vocab --head-dim];
                     with S or M these numbers override the preset's (the shape is then named S* or M*)

@@ -16,6 +16,8 @@ export const DEMO_MODEL = BUNDLED_MODEL;
 export const DEMO_DATA = BUNDLED_TEXT;
 /** Windows scored, and windows evaluated, out of the ~360 the text gives. */
 export const DEMO_SAMPLES = 48;
+/** The bundled multiple-choice task (assets/tasks/README.md), made from the text's last 60 stories. */
+export const DEMO_TASK = path.join(path.dirname(BUNDLED_TEXT), '..', 'tasks', 'tinystories-next-sentence.jsonl');
 
 export const demoCommand: Command = {
   name: 'demo',
@@ -73,6 +75,9 @@ ${ENGINE_OPTION_HELP}`;
       const model = shownPath(DEMO_MODEL);
       const text = shownPath(DEMO_DATA);
       io.stdout.write(`the same cut with the prune command (add --eval ${text} for perplexity on every window of the text):\n  npx shortgpt-native prune ${model} --calib ${text} --samples ${DEMO_SAMPLES} --remove 1 --out ${shellWord(again)}\n`);
+      // Not run here (it would double the demo's time): the bundled multiple-choice task, before and after.
+      const task = shownPath(DEMO_TASK);
+      io.stdout.write(`multiple-choice accuracy (the true next sentence among 4) of the model and of the pruned one:\n  npx shortgpt-native eval ${model} --tasks ${task}\n  npx shortgpt-native eval ${shellWord(out)} --tasks ${task}\n`);
     }
     return status;
   },

@@ -3,6 +3,7 @@
  * named with --remove-layers (`removeChosenLayers`, here) or chosen by score with --calib
  * (lib/cli/pruneByScore.ts, through the library's prune(), which also writes the report).
  */
+import { QUALITY_BOUND_OPTION_HELP } from '../qualityBoundOption';
 import { openCheckpoint } from '../../checkpoint/checkpoint';
 import type { Checkpoint } from '../../checkpoint/types';
 import { ShortGptError, UsageError } from '../../errors';
@@ -21,6 +22,7 @@ import { resolveModelLocation } from '../../checkpoint/modelLocation';
 import { CALIB_OPTION_HELP } from '../calibOptions';
 import { BUNDLED_MODEL, BUNDLED_TEXT, examplesBlock, shownPath, type Example } from '../examples';
 import { PRUNE_BY_SCORE_SPEC, pruneByScoreOptionsGiven, runPruneByScore } from '../pruneByScore';
+import { HEAL_OPTION_HELP, HEAL_WITH_NAMED_LAYERS, runHealedRemoval } from '../healOption';
 
 /** Worked examples: the first runs as printed on the bundled model; the others name real models. */
 function pruneExamples(): Example[] {
@@ -28,7 +30,7 @@ function pruneExamples(): Example[] {
   const text = shownPath(BUNDLED_TEXT);
   return [
     {
-      what: 'runnable now: score the bundled 5-layer model on 48 windows of the bundled text and remove its least influential layer',
+      what: "runnable now: remove the bundled 5-layer model's least influential layer, scored on 48 windows",
       command: `prune ${model} --calib ${text} --samples 48 --remove 1 --out stories260k-pruned`,
     },
     { what: "the paper's cut: the 9 layers of lowest Block Influence on PG19 text; perplexity on wiki.txt", command: 'prune ./Llama-2-7b-hf --calib pg19.txt --remove 9 --eval wiki.txt --out ./Llama-2-7b-pruned' },
@@ -43,42 +45,38 @@ function pruneHelp(): string {
 
 Scores every layer on the calibration data (or takes the layers named) and writes a copy of
 MODEL without them: kept tensors byte for byte, later layers renumbered, config.json updated,
-tokenizer and other files copied. OUT_DIR also gets shortgpt.json (what was removed),
-mergekit.yaml (the same cut for mergekit-yaml), README.md (the model card with what was removed
-on top) and, when scored, report.json, report.md and chart.svg. OUT_DIR appears complete or not
-at all (Ctrl-C leaves nothing); MODEL is never written.
+other files copied; plus shortgpt.json, mergekit.yaml, README.md (model card) and, when scored,
+report.json/.md and chart.svg. OUT_DIR appears complete or not at all; MODEL is never written.
 
 Choosing layers:
   --calib DATA           calibration data (repeatable; see Data options)
-  --remove N             delete N layers
-  --ratio R              delete round(R x layers) layers, 0 < R < 1
+  --scores FILE          choose from merged scores (merge --out FILE) instead of --calib
+  --remove N, --ratio R  delete N layers, or round(R x layers) layers (0 < R < 1)
   --metric M             bi (Block Influence, default), angular (mean angle / pi) or relmag
                          (||out - in|| / ||out||); lower = less influential for all three
   --strategy S           one-shot (default; ShortGPT: the N lowest at once), iterative (remove the
                          lowest, re-score the shortened model, repeat), block (the N contiguous
-                         layers whose input and output are closest on the last token,
-                         Gromov et al. 2024; --metric then only orders the report's table)
-  --keep-first K, --keep-last K
-                         never delete the first / last K layers
-  --remove-layers LIST   delete these layers instead, unscored: 0-based, inclusive indices,
-                         comma-separated, ranges allowed: "3,5", "21-29" or "2,10-12"
+                         layers closest in and out on the last token, Gromov et al. 2024)
+  --keep-first K, --keep-last K  never delete the first / last K layers
+  --remove-layers LIST   delete these, unscored (0-based, inclusive): "3,5", "21-29", "2,10-12"
+${HEAL_OPTION_HELP}
+${QUALITY_BOUND_OPTION_HELP}
+  --bootstrap N          resample the windows N times (--seed): 95% intervals and how often each
+                         chosen layer is chosen again (one-shot; report.md flags under 90%)
 
 Output:
   --out OUT_DIR          where to write the pruned model (not inside MODEL)
   --force                replace a non-empty OUT_DIR, only once the new model is complete
   --dry-run              print the layers, parameters and bytes saved, and the cut as mergekit
                          slices and llama.cpp --prune-layers; no perplexity, nothing written
-  --eval DATA            held-out data: perplexity before and after (repeatable; windowed with
-                         --seq-len/--stride, without --samples)
-  --json                 one JSON document on stdout: the report (with --remove-layers, the
-                         rewrite's result)
+  --eval DATA            held-out data: perplexity before and after (repeatable; every window)
+  --json                 the report (with --remove-layers: the rewrite's result) as JSON on stdout
   --quiet                no progress or notes on stderr
 ${modelOptionHelp(25)}
   -h, --help
 
 Engine:
-  --device D             auto (default), cpu or cuda; cuda where CUDA is not usable is an error,
-                         never the CPU (auto says on stderr which it chose and why)
+  --device D             auto (default), cpu or cuda; cuda where CUDA is not usable is an error
   --threads N            CPU worker threads (default: all hardware threads)
   --precision P          f32 (default) or bf16; both, and CUDA's: shortgpt-native score --help
 
@@ -186,11 +184,30 @@ export const pruneCommand: Command = {
     const modelDir = requirePositional('prune', parsed, 0, 'MODEL_DIR');
     noExtraPositionals('prune', parsed, 1);
     const byScore = pruneByScoreOptionsGiven(parsed);
+    // --remove-layers with --heal: the named cut, healed on --calib data (lib/cli/healOption.ts).
+    const healNamed = parsed.values['remove-layers'] !== undefined && parsed.values.heal !== undefined;
+    const notWithNamed = healNamed ? byScore.filter((k) => !HEAL_WITH_NAMED_LAYERS.has(k)) : byScore;
+    if (parsed.values['remove-layers'] !== undefined && notWithNamed.length > 0) {
+      throw new UsageError(`prune: --remove-layers names the layers itself; it cannot be combined with --${notWithNamed.join(', --')}`);
+    }
+    if (healNamed) {
+      const out = stringOption(parsed, 'out');
+      if (out === undefined || out === '') throw new UsageError('prune: --out OUT_DIR is required\nRun `shortgpt-native prune --help` for usage.');
+      const layers = intListOption('prune', parsed, 'remove-layers') as number[];
+      const model = resolveModelLocation(modelDir, modelOptions('prune', parsed)).dir;
+      try {
+        checkOutputPlacement(model, out);
+      } catch (e) {
+        if (e instanceof ShortGptError) throw new UsageError(`prune: --out: ${e.message}`);
+        throw e;
+      }
+      return runHealedRemoval(model, layers, out, parsed, io);
+    }
     if (parsed.values['remove-layers'] !== undefined && byScore.length > 0) {
       throw new UsageError(`prune: --remove-layers names the layers itself; it cannot be combined with --${byScore.join(', --')}`);
     }
     if (parsed.values['remove-layers'] === undefined && byScore.length > 0) {
-      if (parsed.values.calib === undefined) throw new UsageError('prune: --calib DATA is required to choose layers by score (or name them with --remove-layers)\nRun `shortgpt-native prune --help` for usage.');
+      if (parsed.values.calib === undefined && parsed.values.scores === undefined) throw new UsageError('prune: --calib DATA (or --scores SCORES.json from merge) is required to choose layers by score (or name them with --remove-layers)\nRun `shortgpt-native prune --help` for usage.');
       return runPruneByScore(modelDir, parsed, io);
     }
     // --remove-layers computes nothing, so --device/--threads are ignored, but a bad value is still a usage error.

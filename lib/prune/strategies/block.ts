@@ -45,6 +45,14 @@ function stateBefore(states: NativeLastTokenStates, l: number): Float32Array {
 
 /** Every block of `req.count` layers inside the eligible range, start -> distance; the lowest wins (ties: the earliest). */
 export function chooseBlock(states: NativeLastTokenStates, req: ResolvedRequest): StrategyResult {
+  return chooseBlockBy((start, end) => meanAngularDistance(stateBefore(states, start), stateBefore(states, end), states.sequences, states.hiddenSize), req);
+}
+
+/**
+ * The choice itself, from a distance per block [start, end): the states above, or sums merged
+ * from shards (lib/scoring/mergePrune.ts), so both choose by the same rule.
+ */
+export function chooseBlockBy(distance: (start: number, end: number) => number, req: ResolvedRequest): StrategyResult {
   const n = req.count;
   const first = req.keepFirst;
   const lastStart = req.numLayers - req.keepLast - n;
@@ -54,7 +62,7 @@ export function chooseBlock(states: NativeLastTokenStates, req: ResolvedRequest)
   const candidates: Record<string, number> = {};
   let best: BlockChoice | undefined;
   for (let l = first; l <= lastStart; l++) {
-    const d = meanAngularDistance(stateBefore(states, l), stateBefore(states, l + n), states.sequences, states.hiddenSize);
+    const d = distance(l, l + n);
     candidates[String(l)] = d;
     if (best === undefined || d < best.distance || (Number.isNaN(best.distance) && !Number.isNaN(d))) best = { start: l, end: l + n, distance: d };
   }

@@ -10,13 +10,15 @@ import type { EngineOptions } from '../../engine/engineOptions';
 import { ShortGptError } from '../../errors';
 import { perplexity } from '../../eval/perplexity';
 import { scoreLayers, type LayerScore, type LayerScores } from '../../scoring/scoreLayers';
+import { concatPerWindow } from '../../scoring/bootstrap';
 
 export type Batch = ReadonlyArray<Int32Array>;
 
 export interface WorkProgress {
   /**
    * What runs: 'tokenize' / 'tokenize-eval' (workDone/workTotal: bytes of text), 'score',
-   * 'rescore', 'eval-before', 'eval-after', 'eval' (token-layers), 'rewrite' (bytes written).
+   * 'rescore', 'eval-before', 'eval-after', 'eval', 'eval-curve' (a quality bound's curve), 'heal'
+   * (the heal pass), 'eval-healed' (token-layers), 'rewrite' (bytes written).
    */
   phase: string;
   /** The layer running (source index; -1 outside a layer pass) and the model's layer count. */
@@ -165,6 +167,7 @@ export function addLayerScores(into: LayerScore[] | undefined, add: readonly Lay
       sumCos,
       sumAngular,
       sumRelMag,
+      ...(a.perWindow && b.perWindow ? { perWindow: concatPerWindow(a.perWindow, b.perWindow) } : {}),
     };
   });
 }
