@@ -26,8 +26,9 @@ for target in shortgpt_native shortgpt_host_tests; do
 done
 addon="$PWD/$build/Release/shortgpt_native.node"
 built=$(date +%s)
-# A run against an uninstrumented addon would pass without checking anything.
-if ! ldd "$addon" | grep -q libasan; then
+# A run against an uninstrumented addon would pass without checking anything. (Not `grep -q`:
+# it exits at the first match, ldd may then die of SIGPIPE, and pipefail reads that as no match.)
+if ! ldd "$addon" | grep libasan >/dev/null; then
   echo "asan-test: $addon is not linked with ASan" >&2
   exit 1
 fi

@@ -15,6 +15,20 @@ export const CHART_COLORS = { kept: '#4c78a8', removed: '#e45756', axis: '#33333
 const FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Helvetica, Arial, sans-serif";
 
 /** Options of renderBlockInfluenceChart. */
+/**
+ * The opening of a chart's SVG: the root element (aria-label "title: summary"), its <title>, a
+ * white background, and the title and subtitle lines at x = left.
+ */
+export function chartOpening(width: number, height: number, left: number, title: string, summary: string, subtitle: string): string[] {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${px(width)}" height="${px(height)}" viewBox="0 0 ${px(width)} ${px(height)}" font-family="${escapeXml(FONT)}" role="img" aria-label="${escapeXml(`${title}: ${summary}`)}">`,
+    `<title>${escapeXml(`${title} — ${subtitle}`)}</title>`,
+    `<rect x="0" y="0" width="${px(width)}" height="${px(height)}" fill="#ffffff"/>`,
+    `<text x="${left}" y="28" font-size="18" font-weight="600" fill="${CHART_COLORS.text}">${escapeXml(title)}</text>`,
+    `<text x="${left}" y="50" font-size="12" fill="${CHART_COLORS.muted}">${escapeXml(subtitle)}</text>`,
+  ];
+}
+
 export interface ChartOptions {
   /** Which score the bars show; default 'bi' (the paper's Block Influence). */
   metric?: Metric;
@@ -49,13 +63,7 @@ export function renderBlockInfluenceChart(report: PruneReport, opts: ChartOption
   const subtitle = `${path.basename(report.model.source)} · ${report.strategy} · ${removedText}${chosenBy}`;
 
   const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${px(width)}" height="${px(height)}" viewBox="0 0 ${px(width)} ${px(height)}" font-family="${escapeXml(FONT)}" role="img" aria-label="${escapeXml(`${title}: ${removedText}`)}">`,
-    `<title>${escapeXml(`${title} — ${subtitle}`)}</title>`,
-    `<rect x="0" y="0" width="${px(width)}" height="${px(height)}" fill="#ffffff"/>`,
-    `<text x="${margin.left}" y="28" font-size="18" font-weight="600" fill="${CHART_COLORS.text}">${escapeXml(title)}</text>`,
-    `<text x="${margin.left}" y="50" font-size="12" fill="${CHART_COLORS.muted}">${escapeXml(subtitle)}</text>`,
-  );
+  out.push(...chartOpening(width, height, margin.left, title, removedText, subtitle));
 
   // Legend, top right.
   const lx = margin.left + plotW - 170;

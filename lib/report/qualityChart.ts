@@ -3,14 +3,13 @@
  * agreement on a second axis), the bound as a dashed line where it is a perplexity bound, and
  * the chosen cut marked. Self-contained like chart.svg (no scripts, fonts or links).
  */
-import { CHART_COLORS } from './chart';
+import { CHART_COLORS, chartOpening } from './chart';
 import { escapeXml, niceTicks, px, tickLabel } from './svg';
 import { describeBounds, formatPercent, type QualityCurve } from '../prune/qualityBound';
 
 /** The file name inside the output directory. */
 export const QUALITY_SVG = 'quality.svg';
 
-const FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Helvetica, Arial, sans-serif";
 const AGREE_COLOR = '#54a24b';
 
 export function renderQualityChart(curve: QualityCurve): string {
@@ -33,13 +32,7 @@ export function renderQualityChart(curve: QualityCurve): string {
   const subtitle = `${describeBounds(curve.bounds)} · ${chosenText}`;
 
   const out: string[] = [];
-  out.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${px(width)}" height="${px(height)}" viewBox="0 0 ${px(width)} ${px(height)}" font-family="${escapeXml(FONT)}" role="img" aria-label="${escapeXml(`${title}: ${chosenText}`)}">`,
-    `<title>${escapeXml(`${title} — ${subtitle}`)}</title>`,
-    `<rect x="0" y="0" width="${px(width)}" height="${px(height)}" fill="#ffffff"/>`,
-    `<text x="${margin.left}" y="28" font-size="18" font-weight="600" fill="${CHART_COLORS.text}">${escapeXml(title)}</text>`,
-    `<text x="${margin.left}" y="50" font-size="12" fill="${CHART_COLORS.muted}">${escapeXml(subtitle)}</text>`,
-  );
+  out.push(...chartOpening(width, height, margin.left, title, chosenText, subtitle));
   const lx = margin.left + plotW - 250;
   out.push(
     `<g font-size="12" fill="${CHART_COLORS.text}">`,

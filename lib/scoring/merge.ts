@@ -8,6 +8,7 @@
 import { ShortGptError } from '../errors';
 import type { ScoreRow } from '../cli/commands/score';
 import { rankLayers } from '../report/buildReport';
+import { layerMeans } from './layerMeans';
 import type { LayerScore } from './scoreLayers';
 import { PER_WINDOW_FIELDS, type BlockSums, type LayerSums, type PartialScores, type PerplexitySums } from './partial';
 import { provenanceMismatch, type ScoringProvenance } from './partialProvenance';
@@ -128,17 +129,7 @@ export function mergePartials(parts: readonly NamedPartial[], model?: string): M
 
 /** The means of summed layer statistics, as scoreLayers reports them. */
 export function layerScoreOf(s: LayerSums): LayerScore {
-  return {
-    layer: s.layer,
-    tokens: s.tokens,
-    blockInfluence: 1 - s.sumCos / s.tokens,
-    angularDistance: s.sumAngular / s.tokens,
-    relativeMagnitude: s.sumRelMag / s.tokens,
-    nanCount: s.nanCount,
-    sumCos: s.sumCos,
-    sumAngular: s.sumAngular,
-    sumRelMag: s.sumRelMag,
-  };
+  return layerMeans(s.layer, s);
 }
 
 export function scoresDocument(model: string, tokens: number, sequences: number, layers: LayerSums[], block: BlockSums, provenance: ScoringProvenance, warnings: string[]): MergedScores {

@@ -11,6 +11,7 @@ import type { Checkpoint } from '../checkpoint/types';
 import { embeddingRef, layerTensorRefs, nativeModelSpec, nextLayerRefs } from '../engine/modelSpec';
 import { engineOptionsOf, type EngineOptions } from '../engine/engineOptions';
 import { EngineSession, type TokenSequences } from '../engine/session';
+import { layerMeans } from './layerMeans';
 
 /** One decoder layer's scores: means over every token of every sequence scored. */
 export interface LayerScore {
@@ -77,18 +78,7 @@ export interface ScoreOptions extends EngineOptions {
 }
 
 export function layerScore(layer: number, s: NativeLayerStats): LayerScore {
-  return {
-    layer,
-    tokens: s.tokens,
-    blockInfluence: 1 - s.sumCos / s.tokens,
-    angularDistance: s.sumAngular / s.tokens,
-    relativeMagnitude: s.sumRelMag / s.tokens,
-    nanCount: s.nanCount,
-    sumCos: s.sumCos,
-    sumAngular: s.sumAngular,
-    sumRelMag: s.sumRelMag,
-    ...(s.perSequence ? { perWindow: s.perSequence } : {}),
-  };
+  return { ...layerMeans(layer, s), ...(s.perSequence ? { perWindow: s.perSequence } : {}) };
 }
 
 export async function resolveCheckpoint(model: Checkpoint | string): Promise<Checkpoint> {

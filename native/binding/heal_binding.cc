@@ -6,18 +6,13 @@
 #include <cmath>
 #include <string>
 
+#include "binding/coded_error.h"
 #include "core/thread_pool.h"
 #include "cpu/gram.h"
 
 namespace shortgpt {
 
 namespace {
-
-[[noreturn]] void throwCoded(Napi::Env env, const std::string& code, const std::string& message) {
-  Napi::Error err = Napi::Error::New(env, message);
-  err.Set("code", Napi::String::New(env, code));
-  throw err;
-}
 
 Napi::Float64Array f64(const Napi::CallbackInfo& info, size_t i, const char* fn, const char* what) {
   if (info.Length() <= i || !info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "binding/coded_error.h"
 #include "binding/cuda_binding.h"
 #include "core/session.h"
 #include "cpu/cpu_backend.h"
@@ -23,17 +24,9 @@ namespace shortgpt {
 
 namespace {
 
-[[noreturn]] void throwCoded(Napi::Env env, const std::string& code, const std::string& message) {
-  Napi::Error err = Napi::Error::New(env, message);
-  err.Set("code", Napi::String::New(env, code));
-  throw err;
-}
-
 Napi::Value rejected(Napi::Env env, const std::string& code, const std::string& message) {
   auto d = Napi::Promise::Deferred::New(env);
-  Napi::Error err = Napi::Error::New(env, message);
-  err.Set("code", Napi::String::New(env, code));
-  d.Reject(err.Value());
+  d.Reject(codedError(env, code, message).Value());
   return d.Promise();
 }
 
@@ -57,6 +50,24 @@ int64_t integer(const Napi::Object& o, const char* key, const std::string& where
     throw EngineError("ERR_INVALID_ARG", where + "." + key + " must be an integer, got " + std::to_string(d));
   }
   return static_cast<int64_t>(d);
+}
+
+// An optional array of layer indices (spec.fullAttentionLayers, spec.noRopeLayers); absent = [].
+std::vector<int64_t> layerIndices(const Napi::Object& o, const char* key, const std::string& where) {
+  std::vector<int64_t> out;
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) throw EngineError("ERR_INVALID_ARG", where + "." + key + " must be an array of layer indices");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value x = a.Get(i);
+    const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
+    if (!(d >= 0 && d <= 9007199254740991.0 && std::floor(d) == d)) {
+      throw EngineError("ERR_INVALID_ARG", where + "." + key + "[" + std::to_string(i) + "] must be a non-negative integer");
+    }
+    out.push_back(static_cast<int64_t>(d));
+  }
+  return out;
 }
 
 bool boolean(const Napi::Object& o, const char* key, const std::string& where) {
@@ -115,19 +126,7 @@ ModelSpec parseSpec(Napi::Value value) {
       throw EngineError("ERR_INVALID_ARG", w + ".attnLogitSoftcapping, finalLogitSoftcapping and localRopeTheta must be non-negative numbers");
     }
   }
-  Napi::Value fal = o.Get("fullAttentionLayers");
-  if (!fal.IsUndefined() && !fal.IsNull()) {
-    if (!fal.IsArray()) throw EngineError("ERR_INVALID_ARG", w + ".fullAttentionLayers must be an array of layer indices");
-    Napi::Array a = fal.As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      Napi::Value x = a.Get(i);
-      const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
-      if (!(d >= 0 && d <= 9007199254740991.0 && std::floor(d) == d)) {
-        throw EngineError("ERR_INVALID_ARG", w + ".fullAttentionLayers[" + std::to_string(i) + "] must be a non-negative integer");
-      }
-      s.fullAttentionLayers.push_back(static_cast<int64_t>(d));
-    }
-  }
+  s.fullAttentionLayers = layerIndices(o, "fullAttentionLayers", w);
   s.rotaryDim = o.Get("rotaryDim").IsNumber() ? integer(o, "rotaryDim", w) : 0;
   if (s.rotaryDim < 0 || s.rotaryDim % 2 != 0 || s.rotaryDim > s.headDim) {
     throw EngineError("ERR_INVALID_ARG", w + ".rotaryDim must be an even number in [0, headDim]");
@@ -139,19 +138,7 @@ ModelSpec parseSpec(Napi::Value value) {
   if (!std::isfinite(s.attentionScale) || s.attentionScale < 0) {
     throw EngineError("ERR_INVALID_ARG", w + ".attentionScale must be a non-negative number (0: 1/sqrt(headDim))");
   }
-  Napi::Value nr = o.Get("noRopeLayers");
-  if (!nr.IsUndefined() && !nr.IsNull()) {
-    if (!nr.IsArray()) throw EngineError("ERR_INVALID_ARG", w + ".noRopeLayers must be an array of layer indices");
-    Napi::Array a = nr.As<Napi::Array>();
-    for (uint32_t i = 0; i < a.Length(); ++i) {
-      Napi::Value x = a.Get(i);
-      const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1;
-      if (!(d >= 0 && d <= 9007199254740991.0 && std::floor(d) == d)) {
-        throw EngineError("ERR_INVALID_ARG", w + ".noRopeLayers[" + std::to_string(i) + "] must be a non-negative integer");
-      }
-      s.noRopeLayers.push_back(static_cast<int64_t>(d));
-    }
-  }
+  s.noRopeLayers = layerIndices(o, "noRopeLayers", w);
   Napi::Value rsv = o.Get("ropeScaling");
   if (!rsv.IsUndefined() && !rsv.IsNull()) {
     const std::string rw = "spec.ropeScaling";
@@ -284,6 +271,25 @@ std::vector<SharedPrefix> parseSharedPrefixes(Napi::Value value) {
   std::vector<SharedPrefix> out(parents.size());
   for (size_t i = 0; i < parents.size(); ++i) out[i] = {parents[i], lengths[i]};
   return out;
+}
+
+// The (norm, lm_head) tensor references nll and tokenLogprobs take as info[0], info[1]; false,
+// with *out the rejected promise, when either is invalid.
+bool parseHead(const Napi::CallbackInfo& info, TensorRef* norm, TensorRef* head, Napi::Value* out) {
+  try {
+    *norm = parseTensorRef(info[0], "norm");
+    *head = parseTensorRef(info[1], "lm_head");
+  } catch (const EngineError& e) {
+    *out = rejected(info.Env(), e.code(), e.what());
+    return false;
+  }
+  return true;
+}
+
+void setNllStats(Napi::Object& o, const NllStats& s) {
+  o.Set("sumNll", s.sumNll);
+  o.Set("predictions", static_cast<double>(s.predictions));
+  o.Set("logitsSum", s.logitsSum);
 }
 
 Napi::Object statsToJs(Napi::Env env, const LayerStats& s) {
@@ -457,6 +463,10 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   Napi::Value forwardLayer(const Napi::CallbackInfo& info);
   Napi::Value nll(const Napi::CallbackInfo& info);
   Napi::Value tokenLogprobs(const Napi::CallbackInfo& info);
+  // nll and tokenLogprobs: (norm, lm_head) parsed here, `pass` run as a job, `toJs` of its result.
+  template <typename Result, typename ToJs>
+  Napi::Value headPass(const Napi::CallbackInfo& info, Result (Session::*pass)(const TensorRef&, const TensorRef&, const RunControl&),
+                       ToJs toJs);
   Napi::Value divergence(const Napi::CallbackInfo& info);
 
   Napi::Value lastTokenStates(const Napi::CallbackInfo& info) {
@@ -482,19 +492,24 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
     if (busy_) throwCoded(env, "ERR_BUSY", "the session is running an operation; await it first");
   }
 
-  Napi::Value snapshot(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
+  // A copy out of the idle session (snapshot, mlpOutput) as a new Float32Array.
+  template <typename Get>
+  Napi::Value float32Copy(Napi::Env env, Get get, const char* outOfMemory) {
     checkIdle(env);
     try {
-      std::vector<float> data = session_->snapshot();
+      std::vector<float> data = get();
       Napi::Float32Array out = Napi::Float32Array::New(env, data.size());
       std::copy(data.begin(), data.end(), out.Data());
       return out;
     } catch (const EngineError& e) {
       throwCoded(env, e.code(), e.what());
     } catch (const std::bad_alloc&) {
-      throwCoded(env, "ERR_OUT_OF_MEMORY", "out of memory copying the residual stream");
+      throwCoded(env, "ERR_OUT_OF_MEMORY", outOfMemory);
     }
+  }
+
+  Napi::Value snapshot(const Napi::CallbackInfo& info) {
+    return float32Copy(info.Env(), [this] { return session_->snapshot(); }, "out of memory copying the residual stream");
   }
 
   Napi::Value restore(const Napi::CallbackInfo& info) {
@@ -528,18 +543,7 @@ class SessionWrap : public Napi::ObjectWrap<SessionWrap> {
   }
 
   Napi::Value mlpOutput(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    checkIdle(env);
-    try {
-      std::vector<float> data = session_->mlpOutput();
-      Napi::Float32Array out = Napi::Float32Array::New(env, data.size());
-      std::copy(data.begin(), data.end(), out.Data());
-      return out;
-    } catch (const EngineError& e) {
-      throwCoded(env, e.code(), e.what());
-    } catch (const std::bad_alloc&) {
-      throwCoded(env, "ERR_OUT_OF_MEMORY", "out of memory copying the MLP output");
-    }
+    return float32Copy(info.Env(), [this] { return session_->mlpOutput(); }, "out of memory copying the MLP output");
   }
 
   Napi::Value accumulateHealSums(const Napi::CallbackInfo& info);
@@ -605,6 +609,11 @@ class SessionWrap::Job : public Napi::AsyncWorker {
     hasProgress_ = true;
   }
   Napi::Promise promise() { return deferred_.Promise(); }
+  // Queues the work; the promise it settles.
+  Napi::Promise start() {
+    Queue();
+    return promise();
+  }
 
   void Execute() override {
     try {
@@ -678,8 +687,7 @@ Napi::Value SessionWrap::embed(const Napi::CallbackInfo& info) {
   auto session = session_;
   auto* job = new Job(this, [session, table] { session->embed(table, controlFor(session)); },
                       [](Napi::Env e) { return e.Undefined(); });
-  job->Queue();
-  return job->promise();
+  return job->start();
 }
 
 Napi::Value SessionWrap::forwardLayer(const Napi::CallbackInfo& info) {
@@ -740,8 +748,7 @@ Napi::Value SessionWrap::forwardLayer(const Napi::CallbackInfo& info) {
                       },
                       [stats](Napi::Env e) -> Napi::Value { return statsToJs(e, *stats); });
   if (hasProgress) job->setProgress(fn);
-  job->Queue();
-  return job->promise();
+  return job->start();
 }
 
 Napi::Value SessionWrap::accumulateHealSums(const Napi::CallbackInfo& info) {
@@ -768,33 +775,30 @@ Napi::Value SessionWrap::accumulateHealSums(const Napi::CallbackInfo& info) {
   auto session = session_;
   auto* job = new Job(this, [session, mp, mc, hp, hc, gp, bp, gc] { session->accumulateHealSums(mp, mc, hp, hc, gp, bp, gc); },
                       [refs](Napi::Env e) { return e.Undefined(); });
-  job->Queue();
-  return job->promise();
+  return job->start();
 }
 
-Napi::Value SessionWrap::nll(const Napi::CallbackInfo& info) {
+template <typename Result, typename ToJs>
+Napi::Value SessionWrap::headPass(const Napi::CallbackInfo& info,
+                                  Result (Session::*pass)(const TensorRef&, const TensorRef&, const RunControl&), ToJs toJs) {
   Napi::Env env = info.Env();
   Napi::Value out;
   if (unavailable(env, &out)) return out;
   TensorRef norm, head;
-  try {
-    norm = parseTensorRef(info[0], "norm");
-    head = parseTensorRef(info[1], "lm_head");
-  } catch (const EngineError& e) {
-    return rejected(env, e.code(), e.what());
-  }
+  if (!parseHead(info, &norm, &head, &out)) return out;
   auto session = session_;
-  auto res = std::make_shared<NllStats>();
-  auto* job = new Job(this, [session, norm, head, res] { *res = session->nll(norm, head, controlFor(session)); },
-                      [res](Napi::Env e) -> Napi::Value {
-                        Napi::Object o = Napi::Object::New(e);
-                        o.Set("sumNll", res->sumNll);
-                        o.Set("predictions", static_cast<double>(res->predictions));
-                        o.Set("logitsSum", res->logitsSum);
-                        return o;
-                      });
-  job->Queue();
-  return job->promise();
+  auto res = std::make_shared<Result>();
+  auto* job = new Job(this, [session, pass, norm, head, res] { *res = ((*session).*pass)(norm, head, controlFor(session)); },
+                      [res, toJs](Napi::Env e) -> Napi::Value { return toJs(e, *res); });
+  return job->start();
+}
+
+Napi::Value SessionWrap::nll(const Napi::CallbackInfo& info) {
+  return headPass(info, &Session::nll, [](Napi::Env e, const NllStats& res) {
+    Napi::Object o = Napi::Object::New(e);
+    setNllStats(o, res);
+    return o;
+  });
 }
 
 template <typename T, typename Array>
@@ -805,31 +809,14 @@ static Array typedCopy(Napi::Env env, const std::vector<T>& v) {
 }
 
 Napi::Value SessionWrap::tokenLogprobs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Value out;
-  if (unavailable(env, &out)) return out;
-  TensorRef norm, head;
-  try {
-    norm = parseTensorRef(info[0], "norm");
-    head = parseTensorRef(info[1], "lm_head");
-  } catch (const EngineError& e) {
-    return rejected(env, e.code(), e.what());
-  }
-  auto session = session_;
-  auto res = std::make_shared<TokenLogprobs>();
-  auto* job = new Job(this, [session, norm, head, res] { *res = session->tokenLogprobs(norm, head, controlFor(session)); },
-                      [res](Napi::Env e) -> Napi::Value {
-                        Napi::Object o = Napi::Object::New(e);
-                        o.Set("logprob", typedCopy<double, Napi::Float64Array>(e, res->logprob));
-                        o.Set("argmax", typedCopy<int32_t, Napi::Int32Array>(e, res->argmax));
-                        o.Set("targetIsArgmax", typedCopy<uint8_t, Napi::Uint8Array>(e, res->targetIsArgmax));
-                        o.Set("sumNll", res->stats.sumNll);
-                        o.Set("predictions", static_cast<double>(res->stats.predictions));
-                        o.Set("logitsSum", res->stats.logitsSum);
-                        return o;
-                      });
-  job->Queue();
-  return job->promise();
+  return headPass(info, &Session::tokenLogprobs, [](Napi::Env e, const TokenLogprobs& res) {
+    Napi::Object o = Napi::Object::New(e);
+    o.Set("logprob", typedCopy<double, Napi::Float64Array>(e, res.logprob));
+    o.Set("argmax", typedCopy<int32_t, Napi::Int32Array>(e, res.argmax));
+    o.Set("targetIsArgmax", typedCopy<uint8_t, Napi::Uint8Array>(e, res.targetIsArgmax));
+    setNllStats(o, res.stats);
+    return o;
+  });
 }
 
 // divergence(reference, finalNorm, lmHead): reference = {residual: Float32Array, finalNorm,
@@ -876,8 +863,7 @@ Napi::Value SessionWrap::divergence(const Napi::CallbackInfo& info) {
                         o.Set("argmax", typedCopy<int32_t, Napi::Int32Array>(e, res->argmax));
                         return o;
                       });
-  job->Queue();
-  return job->promise();
+  return job->start();
 }
 
 void registerSessionExports(Napi::Env env, Napi::Object exports) {

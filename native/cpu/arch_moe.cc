@@ -11,6 +11,7 @@
 #include "core/finite.h"
 #include "core/weights_io.h"
 #include "cpu/ops.h"
+#include "cpu/stacked_readers.h"
 
 namespace shortgpt {
 
@@ -20,14 +21,10 @@ namespace {
 // converting the rows of its own panels; the first NaN/Inf (lowest tensor, then element) throws.
 template <typename Packed>
 void packStacked(const std::vector<const TensorRef*>& parts, int64_t k, Packed& out, ThreadPool& pool) {
-  std::vector<std::unique_ptr<TensorReader>> readers;
-  std::vector<int64_t> begins;
-  int64_t n = 0;
-  for (const TensorRef* p : parts) {
-    readers.push_back(std::make_unique<TensorReader>(*p));
-    begins.push_back(n);
-    n += p->shape[0];
-  }
+  StackedReaders stack(parts);
+  std::vector<std::unique_ptr<TensorReader>>& readers = stack.readers;
+  const std::vector<int64_t>& begins = stack.begins;
+  const int64_t n = stack.n;
   std::mutex mu;
   size_t badPart = parts.size();
   int64_t badElement = 0;

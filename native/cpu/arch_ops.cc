@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cpu/gated_rows.h"
+
 namespace shortgpt {
 
 void scaleInPlace(float* x, int64_t n, float s, ThreadPool& pool) {
@@ -122,17 +124,9 @@ void gegluTanh(const float* gateUp, float* out, int64_t rows, int64_t inter, Thr
   // torch's GeluTanh kernel: kBeta = sqrt(2) * (2 / sqrt(pi)) * 0.5, kKappa = 0.044715.
   const float kBeta = static_cast<float>(1.41421356237309504880 * 1.12837916709551257390 * 0.5);
   const float kKappa = 0.044715f;
-  pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float* g = gateUp + r * 2 * inter;
-      const float* u = g + inter;
-      float* o = out + r * inter;
-      for (int64_t i = 0; i < inter; ++i) {
-        const float x = g[i];
-        const float inner = kBeta * (x + kKappa * x * x * x);
-        o[i] = (0.5f * x * (1.0f + std::tanh(inner))) * u[i];
-      }
-    }
+  gatedRows(gateUp, out, rows, inter, pool, [kBeta, kKappa](float x) {
+    const float inner = kBeta * (x + kKappa * x * x * x);
+    return 0.5f * x * (1.0f + std::tanh(inner));
   });
 }
 

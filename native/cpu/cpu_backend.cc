@@ -28,6 +28,7 @@
 #include "cpu/gemm_bf16.h"
 #include "cpu/gram.h"
 #include "cpu/ops.h"
+#include "cpu/stacked_readers.h"
 #include "cpu/stats.h"
 
 namespace shortgpt {
@@ -99,14 +100,10 @@ int64_t firstNonFiniteBf16(const uint16_t* v, int64_t n) {
 // NaN/Inf are found on the bf16 bits and reported with the same tensor, element and value.
 void repackStackedBf16Rows(const std::vector<const TensorRef*>& parts, int64_t k, PackedWeightBf16& out, ThreadPool& pool,
                            const std::atomic<bool>* stop) {
-  std::vector<std::unique_ptr<TensorReader>> readers;
-  std::vector<int64_t> begins;
-  int64_t n = 0;
-  for (const TensorRef* p : parts) {
-    readers.push_back(std::make_unique<TensorReader>(*p));
-    begins.push_back(n);
-    n += p->shape[0];
-  }
+  StackedReaders stack(parts);
+  std::vector<std::unique_ptr<TensorReader>>& readers = stack.readers;
+  const std::vector<int64_t>& begins = stack.begins;
+  const int64_t n = stack.n;
   FirstBadWeight bad;
   out.repackBf16(n, k, [&](int64_t row0, int64_t rows, uint16_t* dst, int64_t stride) {
     if (stop && stop->load(std::memory_order_relaxed)) throw PrefetchStopped{};

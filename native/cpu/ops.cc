@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cpu/cpu_features.h"
+#include "cpu/gated_rows.h"
 
 namespace shortgpt {
 
@@ -127,17 +128,7 @@ void swiglu(const float* gateUp, float* out, int64_t rows, int64_t inter, Thread
     return;
   }
 #endif
-  pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float* g = gateUp + r * 2 * inter;
-      const float* u = g + inter;
-      float* o = out + r * inter;
-      for (int64_t i = 0; i < inter; ++i) {
-        float gi = g[i];
-        o[i] = (gi / (1.0f + std::exp(-gi))) * u[i];
-      }
-    }
-  });
+  gatedRows(gateUp, out, rows, inter, pool, [](float gi) { return gi / (1.0f + std::exp(-gi)); });
 }
 
 }  // namespace shortgpt

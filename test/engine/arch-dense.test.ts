@@ -11,7 +11,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateCheckpoint, generatedConfigJson, type GenerateOptions } from '../../scripts/generate-checkpoint';
+import { generatedConfigJson, type GenerateOptions } from '../../scripts/generate-checkpoint';
 import { resolveConfig } from '../../lib/checkpoint/config';
 import { inspectCheckpoint, formatInspectReport } from '../../lib/checkpoint/inspect';
 import { editConfig } from '../../lib/prune/configEdit';
@@ -19,70 +19,37 @@ import { rewriteCheckpoint } from '../../lib/prune/rewrite';
 import { perplexity } from '../../lib/eval/perplexity';
 import { compareModels } from '../../lib/eval/compare';
 import { scoreLayers } from '../../lib/scoring/scoreLayers';
-import { ShortGptError } from '../../lib/errors';
 import { openCheckpoint } from '../../lib/checkpoint/checkpoint';
 import { gatherHealSums, removedBlocks } from '../../lib/prune/heal';
 import { healAndRemoveLayers } from '../../lib/prune/healRemoval';
 import { randomSequences } from '../reference/sequences';
 import { loadReferenceModel, referencePerplexity } from '../reference/forward64';
+import { generatedConfig, refusal, scratchCheckpoints } from '../helpers/archSuite';
 
 const VOCAB = 96;
 const sequences = randomSequences([3, 41, 77], VOCAB, 5);
 const base = { vocabSize: VOCAB, maxPositionEmbeddings: 256 } as const;
 
-let root: string;
-beforeAll(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'shortgpt-arch14-'));
-});
-afterAll(() => {
-  fs.rmSync(root, { recursive: true, force: true });
-});
-
-function config(opts: GenerateOptions, edit: (c: Record<string, unknown>) => void = () => undefined) {
-  const raw = generatedConfigJson(opts);
-  edit(raw);
-  return resolveConfig(raw, 'config.json');
-}
-
-function refusal(fn: () => unknown): ShortGptError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ShortGptError) return e;
-    throw e;
-  }
-  throw new Error('expected a ShortGptError');
-}
-
-async function generate(name: string, opts: GenerateOptions, edit?: (c: Record<string, unknown>) => void): Promise<string> {
-  const dir = path.join(root, name);
-  await generateCheckpoint(dir, opts);
-  if (edit) {
-    const file = path.join(dir, 'config.json');
-    const c = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-    edit(c);
-    fs.writeFileSync(file, JSON.stringify(c, null, 2));
-  }
-  return dir;
-}
+const scratch = scratchCheckpoints('shortgpt-arch14-');
+const generate = scratch.generate;
 
 describe('config.json', () => {
   test('Granite: the four multipliers, defaulting to 1 as GraniteConfig does', () => {
     const granite: GenerateOptions = { ...base, architecture: 'GraniteForCausalLM', dtype: 'F32' };
-    expect(config(granite).multipliers).toEqual({ embedding: 2.5, residual: 0.6, attention: 0.5, logitsScaling: 1.7 });
-    const plain = config(granite, (c) => {
+    expect(generatedConfig(granite).multipliers).toEqual({ embedding: 2.5, residual: 0.6, attention: 0.5, logitsScaling: 1.7 });
+    const plain = generatedConfig(granite, (c) => {
       for (const k of ['embedding_multiplier', 'residual_multiplier', 'attention_multiplier', 'logits_scaling']) delete c[k];
     });
     expect(plain.multipliers).toEqual({ embedding: 1, residual: 1, attention: 1, logitsScaling: 1 });
-    const bad = refusal(() => config(granite, (c) => { c.logits_scaling = 0; }));
+    const bad = refusal(() => generatedConfig(granite, (c) => { c.logits_scaling = 0; }));
     expect(bad.code).toBe('ERR_CONFIG');
     expect(bad.message).toContain("'logits_scaling'");
   });
 
   test('SmolLM3: no_rope_layers (1 = RoPE), or built from no_rope_layer_interval; SmolLM3Config defaults', () => {
     const smol: GenerateOptions = { ...base, architecture: 'SmolLM3ForCausalLM', dtype: 'F32', layers: 6 };
-    expect(config(smol).noRopeLayers).toEqual([1, 3, 5]);
-    const derived = config(smol, (c) => {
+    expect(generatedConfig(smol).noRopeLayers).toEqual([1, 3, 5]);
+    const derived = generatedConfig(smol, (c) => {
       delete c.no_rope_layers;
       delete c.no_rope_layer_interval;
       delete c.tie_word_embeddings;
@@ -94,19 +61,19 @@ describe('config.json', () => {
     expect(derived.tieWordEmbeddings).toBe(true);
     expect(derived.numKeyValueHeads).toBe(4);
     expect(derived.ropeTheta).toBe(2000000);
-    expect(config(smol, (c) => { c.no_rope_layers = [1, 1, 1, 1, 1, 1]; }).noRopeLayers).toBeUndefined();
+    expect(generatedConfig(smol, (c) => { c.no_rope_layers = [1, 1, 1, 1, 1, 1]; }).noRopeLayers).toBeUndefined();
 
-    const wrongLength = refusal(() => config(smol, (c) => { c.no_rope_layers = [1, 0]; }));
+    const wrongLength = refusal(() => generatedConfig(smol, (c) => { c.no_rope_layers = [1, 0]; }));
     expect(wrongLength.code).toBe('ERR_CONFIG');
     expect(wrongLength.message).toContain("'no_rope_layers' has 2 entries, but num_hidden_layers is 6");
-    const badValue = refusal(() => config(smol, (c) => { c.no_rope_layers = [1, 2, 1, 1, 1, 1]; }));
+    const badValue = refusal(() => generatedConfig(smol, (c) => { c.no_rope_layers = [1, 2, 1, 1, 1, 1]; }));
     expect(badValue.code).toBe('ERR_CONFIG');
     expect(badValue.message).toContain("'no_rope_layers' must hold 1 (RoPE) or 0 (no RoPE)");
   });
 
   test('SmolLM3: a sliding window on only some layers is refused (the engine has one window)', () => {
     // SmolLM3Config without layer_types slides exactly the no-RoPE layers.
-    const e = refusal(() => config({ ...base, architecture: 'SmolLM3ForCausalLM', dtype: 'F32', layers: 4, slidingWindow: 16 }, (c) => { delete c.layer_types; }));
+    const e = refusal(() => generatedConfig({ ...base, architecture: 'SmolLM3ForCausalLM', dtype: 'F32', layers: 4, slidingWindow: 16 }, (c) => { delete c.layer_types; }));
     expect(e.code).toBe('ERR_UNSUPPORTED_ARCHITECTURE');
     expect(e.message).toContain('2 of 4');
   });
@@ -162,7 +129,7 @@ describe('skipping layers at run time equals rewriting the checkpoint without th
   ];
   test.each(cases)('$name, skip $skip', async ({ name, opts, edit, skip }) => {
     const src = await generate(name, opts, edit);
-    const out = path.join(root, `${name}-pruned`);
+    const out = path.join(scratch.dir(), `${name}-pruned`);
     const skipped = await perplexity(src, sequences, { skipLayers: skip, threads: 2 });
     await rewriteCheckpoint(src, out, { removeLayers: skip });
     const rewritten = await perplexity(out, sequences, { threads: 2 });
@@ -225,17 +192,17 @@ describe('Phi-3 RoPE', () => {
     generate(name, { ...base, architecture: 'Phi3ForCausalLM', dtype: 'F32', layers: 2, seed: 3, ...extra }, edit);
 
   test('config: partial_rotary_factor and longrope as Phi3Config reads them; bad factor lists refused', () => {
-    const c = config({ ...base, architecture: 'Phi3ForCausalLM', dtype: 'F32', hiddenSize: 64, partialRotaryFactor: 0.75, ropeScaling: 'longrope' });
+    const c = generatedConfig({ ...base, architecture: 'Phi3ForCausalLM', dtype: 'F32', hiddenSize: 64, partialRotaryFactor: 0.75, ropeScaling: 'longrope' });
     expect(c.rotaryDim).toBe(12);
     expect(c.fusedQkv && c.fusedGateUp).toBe(true);
     // max_position_embeddings 256 over original 64: factor 4, attention_factor sqrt(1 + ln 4 / ln 64).
     expect(c.ropeScaling).toMatchObject({ type: 'longrope', originalMaxPositionEmbeddings: 64, attentionFactor: Math.sqrt(1 + Math.log(4) / Math.log(64)) });
-    const e = refusal(() => config({ ...base, architecture: 'Phi3ForCausalLM', dtype: 'F32', ropeScaling: 'longrope' }, (raw) => {
+    const e = refusal(() => generatedConfig({ ...base, architecture: 'Phi3ForCausalLM', dtype: 'F32', ropeScaling: 'longrope' }, (raw) => {
       (raw.rope_scaling as Record<string, unknown>).long_factor = [1, 2];
     }));
     expect(e.code).toBe('ERR_CONFIG');
     expect(e.message).toContain("'rope_scaling.long_factor' must be a list of 4 positive numbers");
-    const llama3 = refusal(() => config({ ...base, architecture: 'Phi3ForCausalLM', dtype: 'F32', ropeScaling: 'llama3' }));
+    const llama3 = refusal(() => generatedConfig({ ...base, architecture: 'Phi3ForCausalLM', dtype: 'F32', ropeScaling: 'llama3' }));
     expect(llama3.code).toBe('ERR_UNSUPPORTED_ROPE_SCALING');
   });
 
@@ -272,30 +239,30 @@ describe('Gemma', () => {
   const gemma2: GenerateOptions = { ...base, architecture: 'Gemma2ForCausalLM', dtype: 'F32', layers: 4 };
 
   test('config: Gemma2Config / Gemma3TextConfig defaults and refusals', () => {
-    const d2 = config(gemma2, (c) => {
+    const d2 = generatedConfig(gemma2, (c) => {
       for (const k of ['attn_logit_softcapping', 'final_logit_softcapping', 'layer_types', 'tie_word_embeddings', 'query_pre_attn_scalar', 'head_dim', 'num_key_value_heads']) delete c[k];
     });
     expect(d2.gemma).toEqual({ embeddingScale: 8, attentionScale: 1 / 16, attnLogitSoftcapping: 50, finalLogitSoftcapping: 30, fullAttentionLayers: [1, 3], localRopeTheta: null });
     expect([d2.tieWordEmbeddings, d2.headDim, d2.numKeyValueHeads, d2.slidingWindow]).toEqual([true, 256, 4, 20]);
     const g3: GenerateOptions = { ...base, architecture: 'Gemma3ForCausalLM', dtype: 'F32', layers: 7 };
-    const d3 = config(g3, (c) => {
+    const d3 = generatedConfig(g3, (c) => {
       for (const k of ['attn_logit_softcapping', 'final_logit_softcapping', 'layer_types', 'rope_theta', 'rope_local_base_freq', 'rope_scaling']) delete c[k];
     });
     // Every 6th layer full; rope_theta 1e6 (global), 1e4 (local); no soft-capping.
     expect(d3.gemma).toMatchObject({ attnLogitSoftcapping: null, finalLogitSoftcapping: null, fullAttentionLayers: [5], localRopeTheta: 10000 });
     expect(d3.ropeTheta).toBe(1e6);
     expect(d3.ropeScaling).toEqual({ type: 'none' });
-    const nested = config(g3, (c) => {
+    const nested = generatedConfig(g3, (c) => {
       c.rope_parameters = { full_attention: { rope_type: 'linear', factor: 8, rope_theta: 1e6 }, sliding_attention: { rope_type: 'default', rope_theta: 1e4 } };
       delete c.rope_scaling;
     });
     expect(nested.ropeScaling).toEqual({ type: 'linear', factor: 8 });
-    const act = refusal(() => config(gemma2, (c) => { c.hidden_activation = 'gelu'; }));
+    const act = refusal(() => generatedConfig(gemma2, (c) => { c.hidden_activation = 'gelu'; }));
     expect(act.code).toBe('ERR_UNSUPPORTED_ARCHITECTURE');
     expect(act.message).toContain("'hidden_activation'");
-    const bidir = refusal(() => config(g3, (c) => { c.use_bidirectional_attention = true; }));
+    const bidir = refusal(() => generatedConfig(g3, (c) => { c.use_bidirectional_attention = true; }));
     expect(bidir.message).toContain('use_bidirectional_attention');
-    const local = refusal(() => config(g3, (c) => { c.rope_parameters = { full_attention: { rope_type: 'default' }, sliding_attention: { rope_type: 'linear', factor: 2 } }; }));
+    const local = refusal(() => generatedConfig(g3, (c) => { c.rope_parameters = { full_attention: { rope_type: 'default' }, sliding_attention: { rope_type: 'linear', factor: 2 } }; }));
     expect(local.code).toBe('ERR_UNSUPPORTED_ROPE_SCALING');
   });
 

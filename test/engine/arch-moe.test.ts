@@ -6,10 +6,8 @@
  * inspect's experts and active parameters, the bench's MoE preset, and the refusals (CUDA,
  * --heal). The bf16 fast mode is checked with every other case in precision-bf16.test.ts.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateCheckpoint, generatedConfigJson, type GenerateOptions } from '../../scripts/generate-checkpoint';
+import { generatedConfigJson, type GenerateOptions } from '../../scripts/generate-checkpoint';
 import { resolveConfig } from '../../lib/checkpoint/config';
 import { layerTensorSpecs } from '../../lib/checkpoint/architectures';
 import { openCheckpoint } from '../../lib/checkpoint/checkpoint';
@@ -21,11 +19,11 @@ import { perplexity } from '../../lib/eval/perplexity';
 import { scoreLayers } from '../../lib/scoring/scoreLayers';
 import { moeShape } from '../../lib/bench/shapes';
 import { layerGemms } from '../../lib/bench/flops';
-import { ShortGptError } from '../../lib/errors';
 import { main } from '../../lib/cli/main';
 import { capture } from '../helpers/io';
 import { randomSequences } from '../reference/sequences';
 import { referencePerplexity } from '../reference/forward64';
+import { generatedConfig, refusal, scratchCheckpoints } from '../helpers/archSuite';
 
 const VOCAB = 96;
 const sequences = randomSequences([3, 41, 77], VOCAB, 5);
@@ -33,45 +31,12 @@ const base = { vocabSize: VOCAB, maxPositionEmbeddings: 256 } as const;
 const mixtral: GenerateOptions = { ...base, architecture: 'MixtralForCausalLM', dtype: 'F32', layers: 3 };
 const qwen3moe: GenerateOptions = { ...base, architecture: 'Qwen3MoeForCausalLM', dtype: 'F32', layers: 3 };
 
-let root: string;
-beforeAll(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'shortgpt-moe-'));
-});
-afterAll(() => {
-  fs.rmSync(root, { recursive: true, force: true });
-});
-
-function config(opts: GenerateOptions, edit: (c: Record<string, unknown>) => void = () => undefined) {
-  const raw = generatedConfigJson(opts);
-  edit(raw);
-  return resolveConfig(raw, 'config.json');
-}
-
-function refusal(fn: () => unknown): ShortGptError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ShortGptError) return e;
-    throw e;
-  }
-  throw new Error('expected a ShortGptError');
-}
-
-async function generate(name: string, opts: GenerateOptions, edit?: (c: Record<string, unknown>) => void): Promise<string> {
-  const dir = path.join(root, name);
-  await generateCheckpoint(dir, opts);
-  if (edit) {
-    const file = path.join(dir, 'config.json');
-    const c = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-    edit(c);
-    fs.writeFileSync(file, JSON.stringify(c, null, 2));
-  }
-  return dir;
-}
+const scratch = scratchCheckpoints('shortgpt-moe-');
+const generate = scratch.generate;
 
 describe('config.json and the tensor table', () => {
   test('MixtralConfig defaults: 8 experts, 2 per token, renormalised; per-expert w1/w3/w2 tensors', () => {
-    const c = config({ ...mixtral, numAttentionHeads: 8, hiddenSize: 64 }, (raw) => {
+    const c = generatedConfig({ ...mixtral, numAttentionHeads: 8, hiddenSize: 64 }, (raw) => {
       for (const k of ['num_local_experts', 'num_experts_per_tok', 'num_key_value_heads', 'rope_theta', 'rms_norm_eps']) delete raw[k];
     });
     expect(c.moe).toEqual({ numExperts: 8, topK: 2, intermediateSize: 48, normTopkProb: true, denseLayers: [] });
@@ -83,16 +48,16 @@ describe('config.json and the tensor table', () => {
   });
 
   test('Qwen3MoeConfig: sparse iff not in mlp_only_layers and (i + 1) % decoder_sparse_step == 0', () => {
-    const c = config({ ...qwen3moe, layers: 6, moe: { sparseStep: 2, mlpOnly: [3] } });
+    const c = generatedConfig({ ...qwen3moe, layers: 6, moe: { sparseStep: 2, mlpOnly: [3] } });
     expect(c.moe!.denseLayers).toEqual([0, 2, 3, 4]);
     expect(layerTensorSpecs(c, 0).map((s) => s.role)).toContain('gate_proj');
     expect(layerTensorSpecs(c, 1).map((s) => s.role)).toContain('expert_down.3');
     // Qwen3MoeConfig's head_dim defaults to hidden / heads, not Qwen3's 128.
-    expect(config(qwen3moe, (raw) => { delete raw.head_dim; }).headDim).toBe(8);
-    const bad = refusal(() => config(qwen3moe, (raw) => { raw.mlp_only_layers = [5]; }));
+    expect(generatedConfig(qwen3moe, (raw) => { delete raw.head_dim; }).headDim).toBe(8);
+    const bad = refusal(() => generatedConfig(qwen3moe, (raw) => { raw.mlp_only_layers = [5]; }));
     expect(bad.code).toBe('ERR_CONFIG');
     expect(bad.message).toContain("'mlp_only_layers' must be a list of layer indices in [0, 3)");
-    const topK = refusal(() => config(mixtral, (raw) => { raw.num_experts_per_tok = 9; }));
+    const topK = refusal(() => generatedConfig(mixtral, (raw) => { raw.num_experts_per_tok = 9; }));
     expect(topK.message).toContain("'num_experts_per_tok' (9) must not exceed num_local_experts (4)");
   });
 
@@ -118,7 +83,7 @@ describe('engine', () => {
     ['qwen3moe-f16-step2', { ...qwen3moe, dtype: 'F16', layers: 5, moe: { sparseStep: 2, experts: 6, topK: 3, normTopk: false } }, [0]],
   ] as const)('skip = rewrite bit for bit: %s', async (name, opts, skip) => {
     const src = await generate(name, opts as GenerateOptions);
-    const out = path.join(root, `${name}-pruned`);
+    const out = path.join(scratch.dir(), `${name}-pruned`);
     const skipped = await perplexity(src, sequences, { skipLayers: [...skip], threads: 2 });
     await rewriteCheckpoint(src, out, { removeLayers: [...skip] });
     const rewritten = await perplexity(out, sequences, { threads: 2 });

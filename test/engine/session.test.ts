@@ -15,6 +15,7 @@ import { EngineSession, type LayerProgress } from '../../lib/engine/session';
 import { scoreLayers } from '../../lib/scoring/scoreLayers';
 import { repoRoot, stories260kDir } from '../helpers/paths';
 import { loadGoldenTokens } from '../helpers/golden';
+import { codeOf } from '../helpers/rejection';
 
 const golden = loadGoldenTokens();
 
@@ -30,15 +31,6 @@ function session(sequences: number[][], opts: { threads?: number; keepLastTokenS
 /** Many sequences, so that one layer runs many batches (about 1,000 tokens each). */
 function manySequences(copies: number): number[][] {
   return Array.from({ length: copies }, () => golden).flat();
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
 }
 
 describe('cancellation', () => {

@@ -17,6 +17,7 @@ import { loadGoldenTokens } from '../helpers/golden';
 import { stories260kDir } from '../helpers/paths';
 import { referenceComparison } from '../reference/compare64';
 import { randomSequences } from '../reference/sequences';
+import { codeOf } from '../helpers/rejection';
 
 let root: string;
 beforeAll(() => {
@@ -37,15 +38,6 @@ function referenceHead(ckpt: Checkpoint, residual: Float32Array) {
     residual, finalNorm: finalNormRef(ckpt), lmHead: lmHeadRef(ckpt), rmsNormEps: ckpt.config.rmsNormEps,
     normalizedLmHead: nativeModelSpec(ckpt.config).normalizedLmHead,
   };
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await p;
-    return undefined;
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
 }
 
 const golden = loadGoldenTokens().slice(0, 6);

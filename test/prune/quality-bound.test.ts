@@ -14,6 +14,7 @@ import { compareModels } from '../../lib/eval/compare';
 import { evaluateTasks, loadTaskFile } from '../../lib/eval/tasks';
 import { chooseByBound, parseFraction, parseTaskBound, withinBounds, type CurvePoint, type QualityBounds } from '../../lib/prune/qualityBound';
 import { keptBoundaries, measureCurve } from '../../lib/prune/qualityBoundSweep';
+import { mulberry32 } from '../../lib/util/prng';
 import { loadGoldenTokens } from '../helpers/golden';
 import { repoRoot, stories260kDir, tinyStoriesText } from '../helpers/paths';
 
@@ -46,21 +47,9 @@ describe('parsing', () => {
 });
 
 describe('the choice', () => {
-  /** A deterministic pseudo-random generator (mulberry32), so a failure reproduces. */
-  function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-
   test('property: the chosen count is the largest k whose point meets every bound (curves need not be monotone)', () => {
     for (let seed = 1; seed <= 300; seed++) {
-      const r = rng(seed);
+      const r = mulberry32(seed); // seeded, so a failure reproduces
       const n = 1 + Math.floor(r() * 12);
       const bounds: QualityBounds = {};
       if (r() < 0.7) bounds.maxPplIncrease = r();

@@ -11,7 +11,7 @@ import { formatMapping, planLayerRemoval } from '../../prune/layerPlan';
 import { checkOutputPlacement } from '../../prune/atomicOutput';
 import { rewriteOpenedCheckpoint, type RewriteProgress, type RewriteResult } from '../../prune/rewrite';
 import { signalExitCode, trapInterrupts } from '../../prune/signals';
-import { flag, intListOption, noExtraPositionals, parseCommandLine, requirePositional, stringOption } from '../args';
+import { flag, intListOption, noExtraPositionals, parseCommandLine, requirePositional, stringOption, type Parsed } from '../args';
 import type { CliIO, Command } from '../command';
 import { checkDeviceOption } from '../engineOption';
 import { progressLine } from '../progress';
@@ -166,6 +166,21 @@ function progressPrinter(io: CliIO, layers: number, quiet: boolean): { update: (
   };
 }
 
+/**
+ * The directory MODEL names (a hub id's snapshot), so that OUT is checked against the real
+ * source (checkOutputPlacement); a bad placement is a usage error.
+ */
+function sourceDirFor(modelDir: string, out: string, parsed: Parsed): string {
+  const model = resolveModelLocation(modelDir, modelOptions('prune', parsed)).dir;
+  try {
+    checkOutputPlacement(model, out);
+  } catch (e) {
+    if (e instanceof ShortGptError) throw new UsageError(`prune: --out: ${e.message}`);
+    throw e;
+  }
+  return model;
+}
+
 export const pruneCommand: Command = {
   name: 'prune',
   summary: 'score layers on calibration data and write a copy of a checkpoint without the least influential (or named) ones',
@@ -194,13 +209,7 @@ export const pruneCommand: Command = {
       const out = stringOption(parsed, 'out');
       if (out === undefined || out === '') throw new UsageError('prune: --out OUT_DIR is required\nRun `shortgpt-native prune --help` for usage.');
       const layers = intListOption('prune', parsed, 'remove-layers') as number[];
-      const model = resolveModelLocation(modelDir, modelOptions('prune', parsed)).dir;
-      try {
-        checkOutputPlacement(model, out);
-      } catch (e) {
-        if (e instanceof ShortGptError) throw new UsageError(`prune: --out: ${e.message}`);
-        throw e;
-      }
+      const model = sourceDirFor(modelDir, out, parsed);
       return runHealedRemoval(model, layers, out, parsed, io);
     }
     if (parsed.values['remove-layers'] !== undefined && byScore.length > 0) {
@@ -216,14 +225,7 @@ export const pruneCommand: Command = {
     if (out === undefined || out === '') throw new UsageError('prune: --out OUT_DIR is required\nRun `shortgpt-native prune --help` for usage.');
     const layers = intListOption('prune', parsed, 'remove-layers');
     if (layers === undefined) throw new UsageError('prune: --remove-layers LIST is required (0-based layer indices, e.g. 3,5 or 21-29), or choose layers by score with --calib DATA and --remove N or --ratio R\nRun `shortgpt-native prune --help` for usage.');
-    // The directory MODEL names (a hub id's snapshot), so that OUT is checked against the real source.
-    const model = resolveModelLocation(modelDir, modelOptions('prune', parsed)).dir;
-    try {
-      checkOutputPlacement(model, out);
-    } catch (e) {
-      if (e instanceof ShortGptError) throw new UsageError(`prune: --out: ${e.message}`);
-      throw e;
-    }
+    const model = sourceDirFor(modelDir, out, parsed);
     const ckpt = await openCheckpoint(model);
     return removeChosenLayers(ckpt, layers, out, { force: flag(parsed, 'force'), json: flag(parsed, 'json'), quiet: flag(parsed, 'quiet'), layersOption: '--remove-layers' }, io);
   },
