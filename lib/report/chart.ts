@@ -14,7 +14,6 @@ export const CHART_COLORS = { kept: '#4c78a8', removed: '#e45756', axis: '#33333
 
 const FONT = "-apple-system, BlinkMacSystemFont, 'Segoe UI', Helvetica, Arial, sans-serif";
 
-/** Options of renderBlockInfluenceChart. */
 /**
  * The opening of a chart's SVG: the root element (aria-label "title: summary"), its <title>, a
  * white background, and the title and subtitle lines at x = left.
@@ -29,6 +28,7 @@ export function chartOpening(width: number, height: number, left: number, title:
   ];
 }
 
+/** Options of renderBlockInfluenceChart. */
 export interface ChartOptions {
   /** Which score the bars show; default 'bi' (the paper's Block Influence). */
   metric?: Metric;

@@ -42,7 +42,8 @@ it('--workers 2 prints what one process prints, to 1e-12 relative', async () => 
 it('a worker that fails fails the command, with its reason', async () => {
   const r = await runCli(['score', stories260kDir, '--calib', tinyStoriesText, '--samples', '1', '--seq-len', '64', '--workers', '2', '--quiet']);
   expect(r.status).toBe(1);
-  expect(r.stderr).toMatch(/worker 0 .*failed \(exit 1\)[\s\S]*2 shards need at least 2 calibration windows/);
+  // Both workers fail alike; whichever fails first is reported (and stops the other).
+  expect(r.stderr).toMatch(/worker [01] .*failed \(exit 1\)[\s\S]*2 shards need at least 2 calibration windows/);
 });
 
 it('the first worker to fail stops the others at once, and its reason is the one reported', async () => {
