@@ -5,7 +5,7 @@
  * when it is idle; `uptime` says).
  *
  *   npm run compile:ts && node dist/scripts/bench-gemm.js [--iterations N] [--threads 1,2] [--m 512]
- *       [--peer [--python PATH]] [--rounds R]
+ *       [--peer [--python PATH]] [--rounds R] [--precision f32|bf16]
  *   SHORTGPT_NO_AVX512=1 (or SHORTGPT_NO_AVX2=1) in the environment measures the narrower kernels.
  *
  * --peer adds PyTorch's fp32 linear (MKL sgemm) at the same shapes and thread counts, through
@@ -14,6 +14,10 @@
  * each timing every cell on both sides (which side goes first alternates by round), and each
  * side's best over all rounds is kept, so load from other processes hits both alike. For the
  * AVX2 comparison run with SHORTGPT_NO_AVX512=1 MKL_ENABLE_INSTRUCTIONS=AVX2.
+ *
+ * --precision bf16 times fast mode's GEMM (BF16 inputs, f32 accumulation: AMX or AVX512-BF16)
+ * against PyTorch's bf16 linear (oneDNN; AMX where present); % peak is then of our own BF16 GEMM
+ * at 4096^3 measured in the same run (there is no FMA-loop equivalent for the tile unit).
  *
  * Why neither GEMM reaches the FMA loop's figure (measured on a 2-core Xeon VM with AMX, issue 11):
  * that figure is the best 30 us window; sustained for 35 ms the same loop runs 4-8% slower. The
@@ -61,6 +65,7 @@ interface Options {
   peer: boolean;
   python: string;
   rounds: number;
+  precision: 'f32' | 'bf16';
 }
 
 function parseArgs(argv: string[]): Options {
@@ -71,6 +76,7 @@ function parseArgs(argv: string[]): Options {
     peer: false,
     python: path.join(os.homedir(), '.cache', 'shortgpt-native', 'venv-torch213-tf518', 'bin', 'python'),
     rounds: 1,
+    precision: 'f32',
   };
   for (let i = 0; i < argv.length; i++) {
     const value = argv[i + 1];
@@ -83,6 +89,7 @@ function parseArgs(argv: string[]): Options {
     else if (argv[i] === '--m' && value) out.m = Number(value);
     else if (argv[i] === '--python' && value) out.python = value;
     else if (argv[i] === '--rounds' && value) out.rounds = Number(value);
+    else if (argv[i] === '--precision' && (value === 'f32' || value === 'bf16')) out.precision = value;
     else throw new Error(`bench-gemm: unknown or incomplete option '${argv[i]}'`);
     i++;
   }
@@ -105,8 +112,8 @@ class Peer {
     if (r.done) throw new Error('bench-gemm: the PyTorch peer exited (is torch installed in --python?)');
     return r.value;
   }
-  async time(m: number, n: number, k: number, threads: number, iterations: number): Promise<number> {
-    this.child.stdin.write(`${m} ${n} ${k} ${threads} ${iterations}\n`);
+  async time(m: number, n: number, k: number, threads: number, iterations: number, dtype: 'f32' | 'bf16'): Promise<number> {
+    this.child.stdin.write(`${m} ${n} ${k} ${threads} ${iterations} ${dtype}\n`);
     const line = await this.next();
     if (line.startsWith('error')) throw new Error(`bench-gemm: PyTorch peer: ${line}`);
     return Number(line);
@@ -117,17 +124,19 @@ class Peer {
 }
 
 async function main(): Promise<void> {
-  const { iterations, threads, m, peer: withPeer, python, rounds } = parseArgs(process.argv.slice(2));
+  const { iterations, threads, m, peer: withPeer, python, rounds, precision } = parseArgs(process.argv.slice(2));
   const binding = loadBinding();
-  const peaks = new Map(threads.map((t) => [t, binding.measureFmaPeak(t)]));
-  const kernel = binding.benchGemm(6, 16, 16, 1, 1).kernel;
+  // The denominator of % peak: the FMA loop (f32), or our own BF16 GEMM at 4096^3 (bf16).
+  const bf16Peak = (t: number): number => (2 * 4096 ** 3) / binding.benchGemm(4096, 4096, 4096, t, 3, 'bf16').bestSeconds / 1e9;
+  const peaks = new Map(threads.map((t) => [t, precision === 'bf16' ? bf16Peak(t) : binding.measureFmaPeak(t)]));
+  const kernel = binding.benchGemm(6, 16, 16, 1, 1, precision).kernel;
   const peer = withPeer ? new Peer(python) : undefined;
   const ready = peer ? await peer.next() : '';
   console.log(
     `kernel: ${kernel}; M = ${m}; best of ${iterations} runs per cell x ${rounds} round(s) (packing excluded)` +
-      (peer ? `; peer: torch ${ready.split(' ')[1]} F.linear fp32, MKL_ENABLE_INSTRUCTIONS=${process.env.MKL_ENABLE_INSTRUCTIONS ?? '(unset)'}` : ''),
+      (peer ? `; peer: torch ${ready.split(' ')[1]} F.linear ${precision === 'bf16' ? 'bf16 (oneDNN)' : 'fp32'}, MKL_ENABLE_INSTRUCTIONS=${process.env.MKL_ENABLE_INSTRUCTIONS ?? '(unset)'}` : ''),
   );
-  console.log(`FMA peak: ${threads.map((t) => `${peaks.get(t)!.toFixed(1)} GFLOP/s (${t} thr)`).join(', ')}`);
+  console.log(`${precision === 'bf16' ? 'our BF16 GEMM at 4096^3' : 'FMA peak'}: ${threads.map((t) => `${peaks.get(t)!.toFixed(1)} GFLOP/s (${t} thr)`).join(', ')}`);
   // best[shape][thread] for ours and the peer, over all rounds.
   const ours = shapes.map(() => threads.map(() => Infinity));
   const theirs = shapes.map(() => threads.map(() => Infinity));
@@ -136,11 +145,11 @@ async function main(): Promise<void> {
       for (let t = 0; t < threads.length; t++) {
         const { n, k } = shapes[s];
         const runOurs = () => {
-          ours[s][t] = Math.min(ours[s][t], binding.benchGemm(m, n, k, threads[t], iterations).bestSeconds);
+          ours[s][t] = Math.min(ours[s][t], binding.benchGemm(m, n, k, threads[t], iterations, precision).bestSeconds);
         };
-        if (peer && r % 2 === 1) theirs[s][t] = Math.min(theirs[s][t], await peer.time(m, n, k, threads[t], iterations));
+        if (peer && r % 2 === 1) theirs[s][t] = Math.min(theirs[s][t], await peer.time(m, n, k, threads[t], iterations, precision));
         runOurs();
-        if (peer && r % 2 === 0) theirs[s][t] = Math.min(theirs[s][t], await peer.time(m, n, k, threads[t], iterations));
+        if (peer && r % 2 === 0) theirs[s][t] = Math.min(theirs[s][t], await peer.time(m, n, k, threads[t], iterations, precision));
       }
     }
   }
@@ -148,7 +157,7 @@ async function main(): Promise<void> {
   const head = ['shape', 'op', 'N', 'K'];
   for (const t of threads) {
     head.push(`GFLOP/s ${t}thr`, `%peak ${t}thr`);
-    if (peer) head.push(`MKL ${t}thr`, `%peak`, `ours/MKL`);
+    if (peer) head.push(`torch ${t}thr`, `%peak`, `ours/torch`);
   }
   const rows: string[][] = [head];
   shapes.forEach((s, si) => {

@@ -2,10 +2,11 @@
 shapes the caller asks for, so that ours and MKL run interleaved in one sitting.
 
 A line server, so torch is imported once: each request on stdin is one line
-    M N K THREADS ITERATIONS
+    M N K THREADS ITERATIONS [DTYPE]
 and the answer on stdout is one line, the best time of ITERATIONS runs of
 torch.nn.functional.linear(x [M, K], w [N, K]) in seconds (after one warm-up run), or
-`error <message>`. The call is the one nn.Linear makes in the model (y = x W^T, W in Hugging
+`error <message>`. DTYPE is f32 (default; MKL sgemm) or bf16 (oneDNN's bf16 path, AMX where
+the CPU has it: what a user loading a BF16 checkpoint as it is gets). The call is the one nn.Linear makes in the model (y = x W^T, W in Hugging
 Face's [out, in] layout), on fresh random data per request, as benchGemm does on its side.
 The first line printed is `ready <torch version> <MKL instruction set or 'n/a'>`.
 
@@ -18,12 +19,12 @@ import time
 import torch
 
 
-def best_seconds(m: int, n: int, k: int, threads: int, iterations: int) -> float:
+def best_seconds(m: int, n: int, k: int, threads: int, iterations: int, dtype: torch.dtype) -> float:
     torch.set_num_threads(threads)
     gen = torch.Generator().manual_seed(12345)
-    x = torch.rand(m, k, generator=gen, dtype=torch.float32) * 2 - 1
-    w = torch.rand(n, k, generator=gen, dtype=torch.float32) * 2 - 1
-    y = torch.empty(m, n, dtype=torch.float32)
+    x = (torch.rand(m, k, generator=gen, dtype=torch.float32) * 2 - 1).to(dtype)
+    w = (torch.rand(n, k, generator=gen, dtype=torch.float32) * 2 - 1).to(dtype)
+    y = torch.empty(m, n, dtype=dtype)
     linear = torch.nn.functional.linear
     with torch.no_grad():
         torch.matmul(x, w.t(), out=y)  # warm-up: MKL's buffers, page faults, worker wake-up
@@ -46,8 +47,9 @@ def main() -> None:
         if not parts:
             continue
         try:
-            m, n, k, threads, iterations = (int(p) for p in parts)
-            print(f"{best_seconds(m, n, k, threads, iterations):.9f}", flush=True)
+            dtype = {"f32": torch.float32, "bf16": torch.bfloat16}[parts[5] if len(parts) > 5 else "f32"]
+            m, n, k, threads, iterations = (int(p) for p in parts[:5])
+            print(f"{best_seconds(m, n, k, threads, iterations, dtype):.9f}", flush=True)
         except Exception as e:  # answer every request, so the caller never waits forever
             print(f"error {type(e).__name__}: {e}".replace("\n", " "), flush=True)
 
