@@ -13,7 +13,8 @@
 import type { NativeDivergence, NativeReferenceHead } from '../../binding';
 import type { Checkpoint } from '../checkpoint/types';
 import { engineOptionsOf, type EngineOptions } from '../engine/engineOptions';
-import { embeddingRef, finalNormRef, layerTensorRefs, lmHeadRef, nativeModelSpec, nextLayerRefs } from '../engine/modelSpec';
+import { checkSkipLayers, forwardKeptLayers } from '../engine/forwardKept';
+import { finalNormRef, lmHeadRef, nativeModelSpec } from '../engine/modelSpec';
 import { EngineSession, type TokenSequences } from '../engine/session';
 import { ShortGptError } from '../errors';
 import { resolveCheckpoint } from '../scoring/scoreLayers';
@@ -59,18 +60,6 @@ export interface ComparisonResult extends ComparisonStats {
   perWindow: WindowComparison[];
 }
 
-/** Checks `skip` against `ckpt`'s layers (ERR_LAYER_INDEX naming `what`); returns it sorted, without duplicates. */
-export function checkSkipLayers(ckpt: Checkpoint, skip: readonly number[] | undefined, what: string): number[] {
-  const n = ckpt.config.numHiddenLayers;
-  const out = [...new Set(skip ?? [])].sort((a, b) => a - b);
-  for (const l of out) {
-    if (!Number.isSafeInteger(l) || l < 0 || l >= n) {
-      throw new ShortGptError('ERR_LAYER_INDEX', `${what} layer ${l} is out of range: ${ckpt.dir} has layers 0..${n - 1}`);
-    }
-  }
-  return out;
-}
-
 /**
  * The two models must predict over the same vocabulary from states of the same width, and read
  * the same tokens (the caller tokenizes with one of them): ERR_VOCAB_MISMATCH / ERR_MODEL_MISMATCH.
@@ -108,14 +97,7 @@ export async function runToFinalResidual(
   const session = EngineSession.create(nativeModelSpec(ckpt.config), sequences, engineOptionsOf(options));
   try {
     const { signal, onLayer } = options;
-    await session.embed(embeddingRef(ckpt), { signal });
-    for (let l = 0; l < ckpt.config.numHiddenLayers; l++) {
-      if (skip.includes(l)) continue;
-      const next = nextLayerRefs(ckpt, l, (k) => !skip.includes(k));
-      await session.forwardLayer(l, layerTensorRefs(ckpt, l), {
-        signal, next, onProgress: onLayer && ((p) => onLayer(p.layer, p.sequencesDone, p.sequencesTotal)),
-      });
-    }
+    await forwardKeptLayers(session, ckpt, skip, { signal, onProgress: onLayer && ((p) => onLayer(p.layer, p.sequencesDone, p.sequencesTotal)) });
     return session;
   } catch (e) {
     await session.dispose();

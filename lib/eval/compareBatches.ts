@@ -11,7 +11,8 @@
 import type { Checkpoint } from '../checkpoint/types';
 import { ShortGptError } from '../errors';
 import { inWindowTerms, WorkTracker, type Batch, type BatchedPerplexity, type PassOptions } from '../prune/strategies/passes';
-import { checkComparable, checkSkipLayers, compareInto, type ComparisonResult } from './compare';
+import { checkSkipLayers } from '../engine/forwardKept';
+import { checkComparable, compareInto, type ComparisonResult } from './compare';
 import { ComparisonAccumulator } from './compareStats';
 
 export interface CompareBatchesOptions extends PassOptions {

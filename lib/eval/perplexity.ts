@@ -5,7 +5,8 @@
  * rewritten without them.
  */
 import type { Checkpoint } from '../checkpoint/types';
-import { embeddingRef, finalNormRef, layerTensorRefs, lmHeadRef, nativeModelSpec, nextLayerRefs } from '../engine/modelSpec';
+import { checkSkipLayers, forwardKeptLayers } from '../engine/forwardKept';
+import { finalNormRef, lmHeadRef, nativeModelSpec } from '../engine/modelSpec';
 import { engineOptionsOf, type EngineOptions } from '../engine/engineOptions';
 import { EngineSession, type TokenSequences } from '../engine/session';
 import { ShortGptError } from '../errors';
@@ -49,25 +50,14 @@ export interface PerplexityResult {
  */
 export async function perplexity(model: Checkpoint | string, sequences: TokenSequences, options: PerplexityOptions = {}): Promise<PerplexityResult> {
   const ckpt = await resolveCheckpoint(model);
-  const numLayers = ckpt.config.numHiddenLayers;
-  const skip = [...new Set(options.skipLayers ?? [])].sort((a, b) => a - b);
-  for (const l of skip) {
-    if (!Number.isSafeInteger(l) || l < 0 || l >= numLayers) {
-      throw new ShortGptError('ERR_LAYER_INDEX', `skip layer ${l} is out of range: ${ckpt.dir} has layers 0..${numLayers - 1}`);
-    }
-  }
+  const skip = checkSkipLayers(ckpt, options.skipLayers, 'skip');
   if (!sequences.some((s) => s.length >= 2)) {
     throw new ShortGptError('ERR_TOO_SHORT', 'perplexity needs at least one sequence of 2 or more tokens (a sequence of length T predicts T-1 tokens)');
   }
   const session = EngineSession.create(nativeModelSpec(ckpt.config), sequences, engineOptionsOf(options));
   try {
     const { signal, onProgress } = options;
-    await session.embed(embeddingRef(ckpt), { signal });
-    for (let l = 0; l < numLayers; l++) {
-      if (skip.includes(l)) continue;
-      const next = nextLayerRefs(ckpt, l, (k) => !skip.includes(k));
-      await session.forwardLayer(l, layerTensorRefs(ckpt, l), { signal, onProgress, next });
-    }
+    await forwardKeptLayers(session, ckpt, skip, { signal, onProgress });
     const r = await session.nll(finalNormRef(ckpt), lmHeadRef(ckpt), { signal });
     const meanNll = r.sumNll / r.predictions;
     // The engine refuses NaN/Inf logits itself (ERR_NONFINITE_LOGITS, naming the position);

@@ -12,7 +12,8 @@
  * sequences instead.
  */
 import type { Checkpoint } from '../checkpoint/types';
-import { embeddingRef, finalNormRef, layerTensorRefs, lmHeadRef, nativeModelSpec, nextLayerRefs } from '../engine/modelSpec';
+import { checkSkipLayers, forwardKeptLayers } from '../engine/forwardKept';
+import { finalNormRef, lmHeadRef, nativeModelSpec } from '../engine/modelSpec';
 import { engineOptionsOf, type EngineOptions } from '../engine/engineOptions';
 import { EngineSession, type SharedPrefix } from '../engine/session';
 import { ShortGptError } from '../errors';
@@ -102,13 +103,7 @@ function familyBatches(families: readonly Family[], budget: number): Family[][] 
 }
 
 export const engineLogprobs: LogprobSource = async (ckpt, sequences, options) => {
-  const numLayers = ckpt.config.numHiddenLayers;
-  const skip = [...new Set(options.skipLayers ?? [])].sort((a, b) => a - b);
-  for (const l of skip) {
-    if (!Number.isSafeInteger(l) || l < 0 || l >= numLayers) {
-      throw new ShortGptError('ERR_LAYER_INDEX', `skip layer ${l} is out of range: ${ckpt.dir} has layers 0..${numLayers - 1}`);
-    }
-  }
+  const skip = checkSkipLayers(ckpt, options.skipLayers, 'skip');
   const budget = options.batchTokens ?? DEFAULT_TASK_BATCH_TOKENS;
   const links = options.sharedPrefixes;
   const out: Float64Array[] = new Array<Float64Array>(sequences.length);
@@ -135,11 +130,7 @@ export const engineLogprobs: LogprobSource = async (ckpt, sequences, options) =>
     const used = shared && canShare;
     try {
       const { signal } = options;
-      await session.embed(embeddingRef(ckpt), { signal });
-      for (let l = 0; l < numLayers; l++) {
-        if (skip.includes(l)) continue;
-        await session.forwardLayer(l, layerTensorRefs(ckpt, l), { signal, next: nextLayerRefs(ckpt, l, (k) => !skip.includes(k)) });
-      }
+      await forwardKeptLayers(session, ckpt, skip, { signal });
       const r = await session.tokenLogprobs(finalNormRef(ckpt), lmHeadRef(ckpt), { signal });
       let row = 0;
       members.forEach((i, k) => {
