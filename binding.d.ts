@@ -348,6 +348,16 @@ export interface NativeBinding {
     n: number, k: number, threads: number, kernel: 'auto' | 'amx-bf16' | 'avx512-bf16', y0?: Float32Array,
   ): Float32Array;
   /**
+   * As gemmBf16ForTest with W read where it lies, packed slice by slice as the tiles need it (fast
+   * mode's path for checkpoint weights), W's rows split into stacked parts of `partRows` rows
+   * (default: one part). `finite` is false when a weight value read was NaN or Inf.
+   */
+  gemmBf16StreamedForTest(
+    x: Float32Array, m: number, w: Uint8Array, dtype: 'F32' | 'F16' | 'BF16',
+    n: number, k: number, threads: number, kernel: 'auto' | 'amx-bf16' | 'avx512-bf16', y0?: Float32Array,
+    partRows?: number[],
+  ): { y: Float32Array; finite: boolean };
+  /**
    * Runs the ThreadPool's parallelFor over [0, n) `rounds` times: `visits[i]` counts visits of
    * index i, `chunks` the last round's [begin, end, worker]. Chunk `throwInChunk` (-1: none)
    * throws, `nested` runs a parallelFor inside every chunk.

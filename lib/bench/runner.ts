@@ -170,6 +170,20 @@ interface RunTiming {
   layerSeconds: number[];
 }
 
+/**
+ * The time through all `layers` from the first layersRun.length layers' times. The first layer
+ * also pays what a session pays once (its scratch and GEMM buffers faulted in and zeroed), so
+ * with two or more layers run it counts once and the later layers' mean stands for the rest;
+ * scaling every layer (the first included) by layers / layersRun charged those one-time costs
+ * ~16 times for a 32-layer model run on 2 layers. A full run is the plain sum.
+ */
+export function scaledLayerSeconds(layerSeconds: readonly number[], layers: number): number {
+  const run = layerSeconds.length;
+  const total = layerSeconds.reduce((a, b) => a + b, 0);
+  if (run >= layers || run < 2) return (total * layers) / Math.max(run, 1);
+  return layerSeconds[0]! + ((total - layerSeconds[0]!) / (run - 1)) * (layers - 1);
+}
+
 /** Times the engine on a model shape with synthetic weights written to a temporary directory (removed afterwards): what `shortgpt-native bench` prints. */
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const { shape, signal, onProgress } = options;
@@ -227,8 +241,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
           layerSeconds.push(secondsSince(tl));
           if (stats.tokens !== tokens) throw new ShortGptError('ERR_INTERNAL', `bench: layer ${l} reported ${stats.tokens} tokens, expected ${tokens}`);
         }
-        const layerTotal = layerSeconds.reduce((a, b) => a + b, 0);
-        if (r >= warmup) timings.push({ seconds: setupSeconds + (layerTotal * layers) / layersRun, setupSeconds, layerSeconds });
+        if (r >= warmup) timings.push({ seconds: setupSeconds + scaledLayerSeconds(layerSeconds, layers), setupSeconds, layerSeconds });
       } finally {
         await session.dispose();
       }

@@ -164,12 +164,10 @@ Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// gemmBf16ForTest(x, m, w, dtype, n, k, threads, kernel, y0?): Float32Array
-// The fast-mode GEMM (cpu/gemm_bf16.h) with a chosen kernel: 'auto', 'amx-bf16' or 'avx512-bf16'.
+// Argument 7 of gemmBf16ForTest / gemmBf16StreamedForTest: 'auto', 'amx-bf16' or 'avx512-bf16'.
 // A kernel this CPU cannot run throws an Error with code ERR_PRECISION_UNAVAILABLE.
-Napi::Value GemmBf16ForTest(const Napi::CallbackInfo& info) {
+Bf16Kernel bf16KernelArg(const Napi::CallbackInfo& info, const char* fn) {
   Napi::Env env = info.Env();
-  GemmTestArgs a = gemmTestArgs(info);
   if (info.Length() <= 7 || !info[7].IsString()) throwType(env, "kernel must be a string");
   const std::string kernelName = info[7].As<Napi::String>().Utf8Value();
   Bf16Kernel kernel = Bf16Kernel::Auto;
@@ -177,11 +175,20 @@ Napi::Value GemmBf16ForTest(const Napi::CallbackInfo& info) {
   else if (kernelName == "avx512-bf16") kernel = Bf16Kernel::Avx512Bf16;
   else if (kernelName != "auto") throwType(env, "kernel must be 'auto', 'amx-bf16' or 'avx512-bf16', got '" + kernelName + "'");
   if (!bf16KernelAvailable(kernel)) {
-    Napi::Error e = Napi::Error::New(env, "gemmBf16ForTest: kernel '" + kernelName + "' is not available on this machine" +
+    Napi::Error e = Napi::Error::New(env, std::string(fn) + ": kernel '" + kernelName + "' is not available on this machine" +
                                               (bf16Unavailable().empty() ? std::string() : ": " + bf16Unavailable()));
     e.Value().Set("code", "ERR_PRECISION_UNAVAILABLE");
     throw e;
   }
+  return kernel;
+}
+
+// gemmBf16ForTest(x, m, w, dtype, n, k, threads, kernel, y0?): Float32Array
+// The fast-mode GEMM (cpu/gemm_bf16.h) on W packed first, with a chosen kernel.
+Napi::Value GemmBf16ForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  GemmTestArgs a = gemmTestArgs(info);
+  const Bf16Kernel kernel = bf16KernelArg(info, "gemmBf16ForTest");
   Napi::Float32Array y = gemmTestOutput(info, a);
   guarded(env, "gemmBf16ForTest", [&] {
     ThreadPool pool(a.threads);
@@ -189,6 +196,48 @@ Napi::Value GemmBf16ForTest(const Napi::CallbackInfo& info) {
     gemmBf16(a.x(), a.m, packed, y.Data(), a.accumulate, pool, kernel);
   });
   return y;
+}
+
+// gemmBf16StreamedForTest(x, m, w, dtype, n, k, threads, kernel, y0?, partRows?): {y, finite}
+// The same product with W read where it lies (gemmBf16Streamed), W's rows split into stacked
+// parts of partRows[i] rows (summing to n; default one part); finite is false when a weight read
+// was NaN or Inf.
+Napi::Value GemmBf16StreamedForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  GemmTestArgs a = gemmTestArgs(info);
+  const Bf16Kernel kernel = bf16KernelArg(info, "gemmBf16StreamedForTest");
+  Napi::Float32Array y = gemmTestOutput(info, a);
+  std::vector<int64_t> partRows;
+  if (info.Length() > 9 && !info[9].IsUndefined()) {
+    if (!info[9].IsArray()) throwType(env, "partRows must be an array of row counts");
+    Napi::Array arr = info[9].As<Napi::Array>();
+    int64_t sum = 0;
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      const Napi::Value v = arr.Get(i);
+      if (!v.IsNumber() || v.As<Napi::Number>().Int64Value() < 0) throwType(env, "partRows must hold non-negative integers");
+      partRows.push_back(v.As<Napi::Number>().Int64Value());
+      sum += partRows.back();
+    }
+    if (sum != a.n) throwRange(env, "partRows sum to " + std::to_string(sum) + ", n = " + std::to_string(a.n));
+  } else {
+    partRows.push_back(a.n);
+  }
+  bool finite = true;
+  guarded(env, "gemmBf16StreamedForTest", [&] {
+    ThreadPool pool(a.threads);
+    Bf16WeightRows w;
+    w.k = a.k;
+    int64_t row = 0;
+    for (const int64_t rows : partRows) {
+      w.parts.push_back({a.w() + static_cast<size_t>(row * a.k) * dtypeSize(a.dtype), a.dtype, rows});
+      row += rows;
+    }
+    finite = gemmBf16Streamed(a.x(), a.m, w, y.Data(), a.accumulate, pool, kernel);
+  });
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("y", y);
+  out.Set("finite", Napi::Boolean::New(env, finite));
+  return out;
 }
 
 // convertToF32ForTest(bytes: Uint8Array, dtype): Float32Array
@@ -331,6 +380,7 @@ Napi::Value ThreadPoolForTest(const Napi::CallbackInfo& info) {
 void registerKernelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmForTest", Napi::Function::New(env, GemmForTest, "gemmForTest"));
   exports.Set("gemmBf16ForTest", Napi::Function::New(env, GemmBf16ForTest, "gemmBf16ForTest"));
+  exports.Set("gemmBf16StreamedForTest", Napi::Function::New(env, GemmBf16StreamedForTest, "gemmBf16StreamedForTest"));
   exports.Set("convertToF32ForTest", Napi::Function::New(env, ConvertToF32ForTest, "convertToF32ForTest"));
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
   exports.Set("threadPoolForTest", Napi::Function::New(env, ThreadPoolForTest, "threadPoolForTest"));

@@ -27,9 +27,11 @@
 #include "cpu/gemm.h"
 #include "cpu/gemm_bf16.h"
 #include "cpu/gram.h"
+#include "cpu/layer_parts.h"
 #include "cpu/ops.h"
 #include "cpu/stacked_readers.h"
 #include "cpu/stats.h"
+#include "cpu/streamed_layer.h"
 
 namespace shortgpt {
 
@@ -280,6 +282,10 @@ class CpuBackend final : public Backend {
     // SHORTGPT_PREFETCH=1 / =0 (read when the session is created) forces it on / off.
     prefetchIdle_ = static_cast<unsigned>(pool_.threads()) >= std::max(1u, std::thread::hardware_concurrency());
     prefetchEnabled_ = !prefetchIdle_;
+    // Fast mode reads the weights where they lie (streamed_layer.h): nothing to pack ahead.
+    // SHORTGPT_BF16_STAGE=packed (read per session) packs each layer first as before, to compare.
+    const char* stage = std::getenv("SHORTGPT_BF16_STAGE");
+    streamBf16_ = bf16_ && !(stage && std::strcmp(stage, "packed") == 0);
     if (const char* v = std::getenv("SHORTGPT_PREFETCH"); v && *v) prefetchEnabled_ = std::strcmp(v, "0") != 0;
     if (const char* d = std::getenv("SHORTGPT_PREFETCH_DELAY_MS"); d && *d) prefetchDelayMs_ = std::max<int64_t>(0, std::atoll(d));
   }
@@ -351,7 +357,9 @@ class CpuBackend final : public Backend {
     if (moe) moe_.load(spec_, w, bf16_, pool_);
     // The four projections' GEMMs, in the session's precision (0: q|k|v, 1: o, 2: gate|up, 3: down).
     auto project = [&](int which, const float* in, int64_t rows, float* out, bool accumulate) {
-      if (bf16_) {
+      if (bf16_ && streamBf16_) {
+        streamed_.gemm(which, in, rows, out, accumulate, pool_);
+      } else if (bf16_) {
         const PackedWeightBf16* ws[] = {&qkvB_, &oB_, &guB_, &downB_};
         gemmBf16(in, rows, *ws[which], out, accumulate, pool_);
       } else {
@@ -457,11 +465,15 @@ class CpuBackend final : public Backend {
       if (moe) {
         moe_.forward(x, rows, delta, pool_);
       } else {
-        project(2, post ? mid : x, rows, gateUp, false);
-        if (gemma) {
-          gegluTanh(gateUp, act, rows, I, pool_);
+        if (bf16_ && streamBf16_ && !gemma) {  // fast mode: SwiGLU applied as gate|up is stored
+          streamed_.gemmSwiglu(post ? mid : x, rows, act, pool_);
         } else {
-          swiglu(gateUp, act, rows, I, pool_);
+          project(2, post ? mid : x, rows, gateUp, false);
+          if (gemma) {
+            gegluTanh(gateUp, act, rows, I, pool_);
+          } else {
+            swiglu(gateUp, act, rows, I, pool_);
+          }
         }
         project(3, act, rows, delta, false);
       }
@@ -614,6 +626,7 @@ class CpuBackend final : public Backend {
   // The last layer's packed weights are not needed by the lm_head passes: give their memory back.
   void releaseLayerWeights() {
     moe_.release();
+    streamed_.release();
     qkvW_ = PackedWeight();
     oW_ = PackedWeight();
     guW_ = PackedWeight();
@@ -776,29 +789,10 @@ class CpuBackend final : public Backend {
   template <typename Packed>
   void packLayer(const LayerRefs& w, Packed& qkv, Packed& o, Packed& gu, Packed& down, ThreadPool& pool,
                  const std::atomic<bool>* stop = nullptr, int from = 0, std::atomic<int>* done = nullptr, int to = 4) {
-    const int64_t H = spec_.hiddenSize, I = spec_.intermediateSize, qd = spec_.qDim();
     for (int part = from; part < to; ++part) {
-      switch (part) {
-        case 0:
-          if (spec_.fusedQkv) {
-            repackStacked({&w.at("W_pack")}, H, qkv, pool, stop);
-          } else {
-            repackStacked({&w.at("q_proj"), &w.at("k_proj"), &w.at("v_proj")}, H, qkv, pool, stop);
-          }
-          break;
-        case 1: repackStacked({&w.at("o_proj")}, qd, o, pool, stop); break;
-        case 2:
-          if (isMoeLayer(w)) break;  // MoE experts: packed by MoeMlp::load when the layer runs
-          if (spec_.fusedGateUp) {  // Phi-3: gate_up_proj already holds [gate; up]
-            repackStacked({&w.at("gate_up_proj")}, H, gu, pool, stop);
-          } else {
-            repackStacked({&w.at("gate_proj"), &w.at("up_proj")}, H, gu, pool, stop);
-          }
-          break;
-        default:
-          if (!isMoeLayer(w)) repackStacked({&w.at("down_proj")}, I, down, pool, stop);
-          break;
-      }
+      Packed* outs[] = {&qkv, &o, &gu, &down};
+      const std::vector<const TensorRef*> parts = layerPartRefs(spec_, w, part);
+      if (!parts.empty()) repackStacked(parts, layerPartK(spec_, part), *outs[part], pool, stop);
       if (done) done->store(part + 1);
     }
   }
@@ -817,6 +811,11 @@ class CpuBackend final : public Backend {
 
   // This layer's weights into qkvW_.. (f32) or qkvB_.. (bf16), then the next layer's prefetch.
   void loadLayerWeights(const LayerRefs& w) {
+    if (streamBf16_) {  // fast mode: mapped, packed tile by tile by the GEMMs (streamed_layer.h)
+      streamed_.map(spec_, w);
+      if (next_) adviseWillNeed(*next_);
+      return;
+    }
     int from = 0;  // the parts [0, from) come prefetched
     if (prefetchThread_.joinable()) {
       // What the prefetcher has not finished by now is packed here by the whole pool (faster
@@ -1072,7 +1071,9 @@ class CpuBackend final : public Backend {
   std::vector<float> kt_;  // attention's transposed keys, [kvHeads, headDim, padded batch rows]
   // The current layer's packed weights (storage reused layer after layer: no fresh page faults).
   PackedWeight qkvW_, oW_, guW_, downW_;
-  PackedWeightBf16 qkvB_, oB_, guB_, downB_;  // the same in fast mode
+  PackedWeightBf16 qkvB_, oB_, guB_, downB_;  // the same in fast mode with SHORTGPT_BF16_STAGE=packed
+  bool streamBf16_ = false;                    // fast mode's weights read where they lie
+  StreamedLayer streamed_;
   // The prefetch (loadLayerWeights): the next layer's packed weights, packed by prefetchThread_
   // on its own one-thread pool (it runs beside pool_'s threads). On by default where the pool
   // leaves a hardware thread free; SHORTGPT_PREFETCH=1/0 forces it (tests, measurements).

@@ -103,7 +103,9 @@ Bf16Kernel resolve(Bf16Kernel kernel) {
   return kernel;
 }
 
-void convertRows(const float* x, int64_t ldx, int64_t rows, int64_t k, int64_t kp, uint16_t* out) {
+}  // namespace
+
+void convertRowsBf16(const float* x, int64_t ldx, int64_t rows, int64_t k, int64_t kp, uint16_t* out) {
 #if defined(SHORTGPT_X86)
   if (support().avx512bf16 || support().amx) {  // every CPU with AMX has AVX-512F/BW
     convertRowsToBf16Avx512(x, ldx, rows, k, kp, out);
@@ -115,7 +117,81 @@ void convertRows(const float* x, int64_t ldx, int64_t rows, int64_t k, int64_t k
   }
 }
 
-}  // namespace
+void interleavePanelBf16(const uint16_t* rows, int64_t kp, uint16_t* panel) {
+#if defined(SHORTGPT_X86)
+  if (support().avx512bf16 || support().amx) {
+    interleavePairsAvx512(rows, kp, panel);
+    return;
+  }
+#endif
+  const uint32_t* pairs = reinterpret_cast<const uint32_t*>(rows);
+  uint32_t* dst = reinterpret_cast<uint32_t*>(panel);
+  const int64_t halfKp = kp / 2;
+  for (int64_t q = 0; q < halfKp; ++q) {
+    for (int c = 0; c < 16; ++c) dst[q * 16 + c] = pairs[c * halfKp + q];
+  }
+}
+
+bool stagePanelBf16(const uint16_t* const rows[16], int64_t valid, int64_t kc, uint16_t* panel) {
+#if defined(SHORTGPT_X86)
+  if (support().avx512bf16 || support().amx) return stagePanelAvx512(rows, valid, kc, panel);
+#endif
+  bool finite = true;
+  for (int64_t q = 0; q < kc / 2; ++q) {
+    for (int c = 0; c < 16; ++c) {
+      for (int64_t e = 0; e < 2; ++e) {
+        const int64_t j = 2 * q + e;
+        uint16_t v = 0;
+        if (rows[c] && j < valid) std::memcpy(&v, rows[c] + j, sizeof v);
+        finite = finite && (v & 0x7f80u) != 0x7f80u;
+        panel[q * 32 + c * 2 + e] = v;
+      }
+    }
+  }
+  return finite;
+}
+
+Bf16MicroKernel bf16MicroKernel(Bf16Kernel kernel) {
+  if (!bf16KernelAvailable(kernel)) {
+    throw std::runtime_error(std::string("the requested BF16 GEMM kernel cannot run here: ") +
+                             (bf16Unavailable().empty() ? support().amxWhyNot : bf16Unavailable()));
+  }
+#if defined(SHORTGPT_X86)
+  return resolve(kernel) == Bf16Kernel::Amx ? gemmBf16KernelAmx : gemmBf16KernelAvx512;
+#else
+  return nullptr;  // unreachable: no kernel is available off x86-64
+#endif
+}
+
+const uint16_t* convertActivationsBf16(const float* x, int64_t m, int64_t k, int64_t kp, int64_t lda, ThreadPool& pool) {
+  const int64_t blocks = ceilDiv(m, kBf16Rows), mPad = blocks * kBf16Rows;
+  thread_local std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> abuf;
+  if (abuf.size() < static_cast<size_t>(mPad * lda)) {
+    abuf.clear();
+    abuf.resize(static_cast<size_t>(mPad * lda));
+  }
+  uint16_t* a = abuf.data();
+  pool.parallelFor(blocks, [&](int64_t begin, int64_t end, int) {
+    for (int64_t bl = begin; bl < end; ++bl) {
+      const int64_t r0 = bl * kBf16Rows, rows = std::min<int64_t>(kBf16Rows, m - r0);
+      for (int64_t r = r0; r < r0 + rows; ++r) convertRowsBf16(x + r * k, k, 1, k, kp, a + r * lda);
+      std::fill(a + (r0 + rows) * lda, a + (r0 + kBf16Rows) * lda, uint16_t{0});
+    }
+  });
+  return a;
+}
+
+void storeBf16Tile(const float* c, int64_t rows, int64_t cols, float* y, int64_t ldy, bool accumulate) {
+  for (int64_t i = 0; i < rows; ++i) {
+    float* yr = y + i * ldy;
+    const float* cr = c + i * kBf16Cols;
+    if (accumulate) {
+      for (int64_t j = 0; j < cols; ++j) yr[j] += cr[j];
+    } else {
+      std::memcpy(yr, cr, static_cast<size_t>(cols) * sizeof(float));
+    }
+  }
+}
 
 std::vector<std::string> bf16KernelsAvailable() {
   std::vector<std::string> names;
@@ -163,7 +239,7 @@ void PackedWeightBf16::repack(int64_t n, int64_t k, const PackedWeight::RowSourc
     thread_local std::vector<float> rowsBuf;
     if (rowsBuf.size() < static_cast<size_t>(16 * kk)) rowsBuf.resize(static_cast<size_t>(16 * kk));
     source(row0, valid, rowsBuf.data());
-    convertRows(rowsBuf.data(), kk, valid, kk, kp, rowsBf16);
+    convertRowsBf16(rowsBuf.data(), kk, valid, kk, kp, rowsBf16);
   }, pool);
 }
 
@@ -202,18 +278,7 @@ void PackedWeightBf16::repackPanels(int64_t n, int64_t k, const std::function<vo
       // Rows in bf16 (zero-padded to kp and to 16 rows), then interleave into k pairs.
       rows(p * 16, valid, rowsBf16.data());
       std::fill(rowsBf16.data() + valid * kp, rowsBf16.data() + 16 * kp, uint16_t{0});
-#if defined(SHORTGPT_X86)
-      if (support().avx512bf16 || support().amx) {
-        interleavePairsAvx512(rowsBf16.data(), kp, panel);
-        continue;
-      }
-#endif
-      const uint32_t* pairs = reinterpret_cast<const uint32_t*>(rowsBf16.data());
-      uint32_t* dst = reinterpret_cast<uint32_t*>(panel);
-      const int64_t halfKp = kp / 2;
-      for (int64_t q = 0; q < halfKp; ++q) {
-        for (int c = 0; c < 16; ++c) dst[q * 16 + c] = pairs[c * halfKp + q];
-      }
+      interleavePanelBf16(rowsBf16.data(), kp, panel);
     }
   });
 }
@@ -226,34 +291,13 @@ void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bo
     if (!accumulate) std::fill(y, y + m * n, 0.0f);
     return;
   }
-  if (!bf16KernelAvailable(kernel)) {
-    throw std::runtime_error(std::string("the requested BF16 GEMM kernel cannot run here: ") +
-                             (bf16Unavailable().empty() ? support().amxWhyNot : bf16Unavailable()));
-  }
-  const Bf16Kernel chosen = resolve(kernel);
-  (void)chosen;  // only x86-64 has kernels to choose from
-#if defined(SHORTGPT_X86)
-  using Kernel = void (*)(int64_t, const uint16_t*, int64_t, const uint16_t*, const uint16_t*, float*, bool);
-  const Kernel micro = chosen == Bf16Kernel::Amx ? gemmBf16KernelAmx : gemmBf16KernelAvx512;
-#endif
+  const Bf16MicroKernel micro = bf16MicroKernel(kernel);
   // The activations, converted once per call (not per tile: each row meets every panel pair),
   // into a buffer of the calling thread kept across calls; rows padded to 32 with zeros. The row
   // stride is kp plus one cache line: at a power-of-two stride (kp = 2048: 4 KiB) the 16 rows an
   // AMX tile load touches would all fall into the same L1 set.
-  const int64_t blocks = ceilDiv(m, kBf16Rows), mPad = blocks * kBf16Rows, lda = kp + 32;
-  thread_local std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> abuf;
-  if (abuf.size() < static_cast<size_t>(mPad * lda)) {
-    abuf.clear();
-    abuf.resize(static_cast<size_t>(mPad * lda));
-  }
-  uint16_t* a = abuf.data();
-  pool.parallelFor(blocks, [&](int64_t begin, int64_t end, int) {
-    for (int64_t bl = begin; bl < end; ++bl) {
-      const int64_t r0 = bl * kBf16Rows, rows = std::min<int64_t>(kBf16Rows, m - r0);
-      for (int64_t r = r0; r < r0 + rows; ++r) convertRows(x + r * k, k, 1, k, kp, a + r * lda);
-      std::fill(a + (r0 + rows) * lda, a + (r0 + kBf16Rows) * lda, uint16_t{0});
-    }
-  });
+  const int64_t blocks = ceilDiv(m, kBf16Rows), lda = kp + 32;
+  const uint16_t* a = convertActivationsBf16(x, m, k, kp, lda, pool);
 
   const uint16_t* packed = w.data();
   const int64_t pairs = ceilDiv(n, 32);
@@ -270,7 +314,6 @@ void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bo
     // [block][pair][32 x 32] f32 results of the tile, accumulated over the K slices.
     thread_local std::vector<float, CacheAlignedAllocator<float>> cbuf(kTileBlocks * kTilePairs * kBf16Rows * kBf16Cols);
     auto cOf = [&](int64_t bl, int64_t q) { return cbuf.data() + ((bl - b0) * kTilePairs + (q - q0)) * kBf16Rows * kBf16Cols; };
-#if defined(SHORTGPT_X86)
     for (int64_t k0 = 0; k0 < kp; k0 += kKc) {
       const int64_t kc = std::min(kKc, kp - k0);
       for (int64_t bl = b0; bl < b1; ++bl) {
@@ -281,21 +324,11 @@ void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bo
         }
       }
     }
-#endif
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t col0 = q * 32, cols = std::min<int64_t>(32, n - col0);
       for (int64_t bl = b0; bl < b1; ++bl) {
         const int64_t r0 = bl * kBf16Rows, rows = std::min<int64_t>(kBf16Rows, m - r0);
-        const float* c = cOf(bl, q);
-        for (int64_t i = 0; i < rows; ++i) {
-          float* yr = y + (r0 + i) * n + col0;
-          const float* cr = c + i * kBf16Cols;
-          if (accumulate) {
-            for (int64_t j = 0; j < cols; ++j) yr[j] += cr[j];
-          } else {
-            std::memcpy(yr, cr, static_cast<size_t>(cols) * sizeof(float));
-          }
-        }
+        storeBf16Tile(cOf(bl, q), rows, cols, y + r0 * n + col0, n, accumulate);
       }
     }
   };

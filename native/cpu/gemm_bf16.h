@@ -78,4 +78,39 @@ class PackedWeightBf16 {
 void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate, ThreadPool& pool,
               Bf16Kernel kernel = Bf16Kernel::Auto);
 
+// A weight [N, K] read where it lies (a checkpoint tensor mapped from its file), as one or more
+// row-major tensors [n_i, K] stacked along rows (q;k;v, gate;up), in any dtype the engine reads.
+// gemmBf16Streamed packs it as it goes: each tile converts the K slice of the 32 weight rows it is
+// about to use into the pair layout in a buffer of its own (L1-sized), so a layer's weights are
+// never packed into a layer-sized buffer first: no pass that reads the tensors and writes them
+// again before the GEMM, no memory for a packed copy. The slices are those of PackedWeightBf16
+// (same rounding, same zero padding), so results are bit-identical to gemmBf16 on the packed
+// weight, for any thread count.
+struct Bf16WeightRows {
+  struct Part {
+    const void* data;  // rows of K values of `dtype`, row-major
+    DType dtype;
+    int64_t rows;
+  };
+  std::vector<Part> parts;
+  int64_t k = 0;
+  int64_t rows() const {
+    int64_t n = 0;
+    for (const Part& p : parts) n += p.rows;
+    return n;
+  }
+};
+
+// Y (+)= X * W^T as gemmBf16. Returns false when some weight value it read was NaN or +-Inf
+// (Y then holds garbage): the caller finds the first one in order and reports it, as packing would.
+bool gemmBf16Streamed(const float* x, int64_t m, const Bf16WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
+                      Bf16Kernel kernel = Bf16Kernel::Auto);
+
+// The gate|up projection with SwiGLU applied as the results are stored: W = [gate; up] (2 *
+// inter rows), out[r, i] = silu(gate . x_r) * (up . x_r), row stride inter. Each kernel call
+// computes a 16-wide span of gate beside the same span of up, so the [m, 2 * inter] product is
+// never written out and read back. Bit-identical to gemmBf16Streamed followed by swiglu (ops.h).
+bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const Bf16WeightRows& w, float* out, ThreadPool& pool,
+                            Bf16Kernel kernel = Bf16Kernel::Auto);
+
 }  // namespace shortgpt

@@ -112,6 +112,43 @@ void interleavePairsAvx512(const uint16_t* rows, int64_t kp, uint16_t* panel) {
   }
 }
 
+bool stagePanelAvx512(const uint16_t* const rows[16], int64_t valid, int64_t kc, uint16_t* panel) {
+  // Per 32 k values: one 64-byte load per row (zeros past `valid` and for absent rows), then a
+  // 16 x 16 transpose of 32-bit words (pairs), so that pair row c holds pair c of rows 0..15.
+  const __m512i expMask = _mm512_set1_epi16(0x7f80);
+  __mmask32 bad = 0;
+  for (int64_t j = 0; j < kc; j += 32) {
+    const int64_t left = valid - j;
+    const __mmask32 m = left >= 32 ? ~__mmask32{0} : left <= 0 ? __mmask32{0} : static_cast<__mmask32>((1u << left) - 1u);
+    __m512i a[16];
+    for (int r = 0; r < 16; ++r) {
+      a[r] = rows[r] ? _mm512_maskz_loadu_epi16(m, rows[r] + j) : _mm512_setzero_si512();
+      bad |= _mm512_cmpeq_epi16_mask(_mm512_and_si512(a[r], expMask), expMask);
+    }
+    __m512i t[16], u[16];
+    for (int r = 0; r < 16; r += 2) {
+      t[r] = _mm512_unpacklo_epi32(a[r], a[r + 1]);
+      t[r + 1] = _mm512_unpackhi_epi32(a[r], a[r + 1]);
+    }
+    for (int g = 0; g < 16; g += 4) {  // u[g + i], 128-bit lane L: pair 4L + i of rows g..g+3
+      u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+      u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+      u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+      u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+    }
+    uint16_t* out = panel + (j / 2) * 32;
+    for (int i = 0; i < 4; ++i) {
+      const __m512i v0 = _mm512_shuffle_i32x4(u[i], u[4 + i], 0x44), v1 = _mm512_shuffle_i32x4(u[i], u[4 + i], 0xee);
+      const __m512i v2 = _mm512_shuffle_i32x4(u[8 + i], u[12 + i], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + i], u[12 + i], 0xee);
+      _mm512_store_si512(out + (0 + i) * 32, _mm512_shuffle_i32x4(v0, v2, 0x88));
+      _mm512_store_si512(out + (4 + i) * 32, _mm512_shuffle_i32x4(v0, v2, 0xdd));
+      _mm512_store_si512(out + (8 + i) * 32, _mm512_shuffle_i32x4(v1, v3, 0x88));
+      _mm512_store_si512(out + (12 + i) * 32, _mm512_shuffle_i32x4(v1, v3, 0xdd));
+    }
+  }
+  return bad == 0;
+}
+
 }  // namespace shortgpt
 #if defined(__clang__)
 #pragma clang attribute pop

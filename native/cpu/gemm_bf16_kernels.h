@@ -14,8 +14,32 @@
 
 namespace shortgpt {
 
+// Declared, not included: the kernel files include this header under AMX / AVX-512 target
+// pragmas, and inline functions of other headers compiled there could be the copies the linker keeps.
+enum class Bf16Kernel;
+class ThreadPool;
+
 constexpr int kBf16Rows = 32;  // rows of A per kernel call (two AMX A tiles; four 8-row AVX-512 strips)
 constexpr int kBf16Cols = 32;  // columns per kernel call: two 16-column panels
+
+// A micro-kernel as above.
+using Bf16MicroKernel = void (*)(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b0, const uint16_t* b1,
+                                 float* c, bool add);
+
+// Shared by the packed (gemm_bf16.cc) and streamed (gemm_bf16_streamed.cc) drivers:
+// the micro-kernel `kernel` resolves to (throws std::runtime_error when it cannot run here);
+Bf16MicroKernel bf16MicroKernel(Bf16Kernel kernel);
+// rows x k f32 (row stride ldx) -> rows x kp bf16 (row stride kp, zeros past k), round to nearest even;
+void convertRowsBf16(const float* x, int64_t ldx, int64_t rows, int64_t k, int64_t kp, uint16_t* out);
+// 16 rows x kp bf16 (row stride kp) -> one panel slice in the pair layout (64-byte aligned);
+void interleavePanelBf16(const uint16_t* rows, int64_t kp, uint16_t* panel);
+// stagePanelAvx512 where the CPU has it, else a scalar loop with the same result;
+bool stagePanelBf16(const uint16_t* const rows[16], int64_t valid, int64_t kc, uint16_t* panel);
+// X [m, k] in bf16, rows padded with zeros to a multiple of kBf16Rows and to kp columns, row stride
+// lda, in a buffer of the calling thread kept across calls (converted by the pool);
+const uint16_t* convertActivationsBf16(const float* x, int64_t m, int64_t k, int64_t kp, int64_t lda, ThreadPool& pool);
+// the valid rows x cols of a kernel's C [32 x 32] into Y (row stride ldy), written or added.
+void storeBf16Tile(const float* c, int64_t rows, int64_t cols, float* y, int64_t ldy, bool accumulate);
 
 #if defined(SHORTGPT_X86)
 // Asks Linux for the AMX tile-data state (arch_prctl ARCH_REQ_XCOMP_PERM); "" on success, else why not.
@@ -28,6 +52,11 @@ void gemmBf16KernelAvx512(int64_t kc, const uint16_t* a, int64_t lda, const uint
 void convertRowsToBf16Avx512(const float* x, int64_t ldx, int64_t rows, int64_t k, int64_t kp, uint16_t* out);
 // 16 rows x kp bf16 (row stride kp) -> one packed panel (pair layout, 64-byte aligned); kp / 2 < 2^31 / 16.
 void interleavePairsAvx512(const uint16_t* rows, int64_t kp, uint16_t* panel);
+// One panel's K slice from 16 rows of bf16 read where they lie (rows[r], any alignment; null: a
+// zero row): K values [0, valid) of each row, zeros from there to kc (a multiple of 32), into the
+// pair layout at `panel` (64-byte aligned, kc / 2 pair rows). Returns false when a value read is
+// NaN or +-Inf (exponent bits all ones).
+bool stagePanelAvx512(const uint16_t* const rows[16], int64_t valid, int64_t kc, uint16_t* panel);
 #endif
 
 }  // namespace shortgpt

@@ -121,6 +121,19 @@ void applyRope(float* x, int64_t stride, int64_t rows, int64_t heads, int64_t he
   });
 }
 
+namespace {
+void swigluSpanPortable(const float* g, const float* u, float* o, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) o[i] = (g[i] / (1.0f + std::exp(-g[i]))) * u[i];
+}
+}  // namespace
+
+SwigluSpanFn swigluSpanFn() {
+#if defined(SHORTGPT_X86)
+  if (useAvx2Kernels()) return swigluSpanAvx2;
+#endif
+  return swigluSpanPortable;
+}
+
 void swiglu(const float* gateUp, float* out, int64_t rows, int64_t inter, ThreadPool& pool) {
 #if defined(SHORTGPT_X86)
   if (useAvx2Kernels()) {

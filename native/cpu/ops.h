@@ -44,9 +44,17 @@ void applyRope(float* x, int64_t stride, int64_t rows, int64_t heads, int64_t he
 // (about 1 ulp from expf), so its last bits differ from the portable path's std::exp.
 void swiglu(const float* gateUp, float* out, int64_t rows, int64_t inter, ThreadPool& pool);
 
+// o[i] = silu(g[i]) * u[i] for i < n, computed as swiglu computes element i of a row when
+// element 0 of the span is a multiple of 8 of the row (8-lane groups, then a scalar tail): fast
+// mode's gate|up GEMM applies it to each 16-column tile as it stores (gemm_bf16.h). The kernel
+// for this CPU, chosen once per call of the caller (the choice reads the environment).
+using SwigluSpanFn = void (*)(const float* g, const float* u, float* o, int64_t n);
+SwigluSpanFn swigluSpanFn();
+
 #if defined(SHORTGPT_X86)
 // swiglu's rows [rowBegin, rowEnd), AVX2/FMA build (call only when useAvx2Kernels()).
 void swigluRowsAvx2(const float* gateUp, float* out, int64_t rowBegin, int64_t rowEnd, int64_t inter);
+void swigluSpanAvx2(const float* g, const float* u, float* o, int64_t n);
 #endif
 
 }  // namespace shortgpt

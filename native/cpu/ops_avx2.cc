@@ -30,21 +30,20 @@ inline V8 expV(V8 x) {
 
 }  // namespace
 
-void swigluRowsAvx2(const float* gateUp, float* out, int64_t rowBegin, int64_t rowEnd, int64_t inter) {
-  for (int64_t r = rowBegin; r < rowEnd; ++r) {
-    const float* g = gateUp + r * 2 * inter;
-    const float* u = g + inter;
-    float* o = out + r * inter;
-    int64_t i = 0;
-    for (; i + 8 <= inter; i += 8) {
-      V8 gv, uv;
-      std::memcpy(&gv, g + i, sizeof gv);
-      std::memcpy(&uv, u + i, sizeof uv);
-      const V8 ov = (gv / (1.0f + expV(-gv))) * uv;
-      std::memcpy(o + i, &ov, sizeof ov);
-    }
-    for (; i < inter; ++i) o[i] = (g[i] / (1.0f + std::exp(-g[i]))) * u[i];
+void swigluSpanAvx2(const float* g, const float* u, float* o, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    V8 gv, uv;
+    std::memcpy(&gv, g + i, sizeof gv);
+    std::memcpy(&uv, u + i, sizeof uv);
+    const V8 ov = (gv / (1.0f + expV(-gv))) * uv;
+    std::memcpy(o + i, &ov, sizeof ov);
   }
+  for (; i < n; ++i) o[i] = (g[i] / (1.0f + std::exp(-g[i]))) * u[i];
+}
+
+void swigluRowsAvx2(const float* gateUp, float* out, int64_t rowBegin, int64_t rowEnd, int64_t inter) {
+  for (int64_t r = rowBegin; r < rowEnd; ++r) swigluSpanAvx2(gateUp + r * 2 * inter, gateUp + r * 2 * inter + inter, out + r * inter, inter);
 }
 
 }  // namespace shortgpt

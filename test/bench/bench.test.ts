@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { layerFlops } from '../../lib/bench/flops';
-import { runBench, type BenchResult } from '../../lib/bench/runner';
+import { runBench, type BenchResult, scaledLayerSeconds } from '../../lib/bench/runner';
 import { llamaShape } from '../../lib/bench/shapes';
 import { main } from '../../lib/cli/main';
 import { capture } from '../helpers/io';
@@ -140,5 +140,19 @@ describe('shortgpt-native bench (CLI)', () => {
     expect(await main(['bench', '--config', file], io)).toBe(1);
     expect(io.err()).toContain('[ERR_FILE_NOT_FOUND]');
     expect(io.err()).toContain(file);
+  });
+});
+
+describe('scaledLayerSeconds (--layers-to-run)', () => {
+  test('a full run is the plain sum', () => {
+    expect(scaledLayerSeconds([3, 1, 2], 3)).toBe(6);
+  });
+  test('one layer run is scaled as it is', () => {
+    expect(scaledLayerSeconds([2], 32)).toBe(64);
+  });
+  test('with two or more run, the first layer counts once and the mean of the others stands for the rest', () => {
+    // The first layer carries one-time set-up (0.5 s): 32 layers cost 1.5 + 31 x 1, not 16 x (1.5 + 1).
+    expect(scaledLayerSeconds([1.5, 1], 32)).toBe(32.5);
+    expect(scaledLayerSeconds([1.5, 1, 2], 10)).toBe(1.5 + 1.5 * 9);
   });
 });

@@ -117,7 +117,9 @@ Options:
   --precision P       the GEMMs: f32 (default, exact) or bf16 (fast mode on AMX or AVX512-BF16;
                       scores within about 1e-3 of f32; an error where the CPU has neither);
                       the GEMM-alone figures are then the BF16 GEMM's
-  --layers-to-run K   run only the first K layers and scale the time to all (quick looks)
+  --layers-to-run K   run only the first K layers and scale the time to all (quick looks): the
+                      first layer (which also pays the session's one-time buffer set-up) once,
+                      the mean of the others for the rest
   --runs N            timed passes; the median is reported (default 1)
   --warmup N          untimed passes first (default 0)
   --gemm-iterations N iterations of each GEMM-alone measurement (default 3; 0 skips it)

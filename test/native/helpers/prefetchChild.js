@@ -5,6 +5,8 @@
 // argv[2]: a JSON job file:
 //   {"kind": "score", "dir", "sequences", "threads", "precision"?}
 //       -> {"scores": scoreLayers(...), "perplexity": perplexity(...)}
+//   {"kind": "scoreEach", "dirs", "sequences", "threads", "precision"?}
+//       -> {"results": [{"scores", "perplexity"} per dir]} (test/engine/bf16-streamed.test.ts)
 //   {"kind": "steps", "dir", "sequences", "threads", "precision"?, "steps": [{"layer", "next"?, "abortAfterBatches"?}]}
 //       -> {"steps": [{"stats"} | {"code", "message", "seconds"}], "disposeSeconds"}
 //       each step runs forwardLayer(layer, its refs, {next: refs of layer `next`}); abortAfterBatches
@@ -25,6 +27,13 @@ async function main() {
     const scores = await scoreLayers(job.dir, job.sequences, engine);
     const ppl = await perplexity(job.dir, job.sequences, engine);
     return { scores, perplexity: ppl };
+  }
+  if (job.kind === 'scoreEach') {
+    const results = [];
+    for (const dir of job.dirs) {
+      results.push({ scores: await scoreLayers(dir, job.sequences, engine), perplexity: await perplexity(dir, job.sequences, engine) });
+    }
+    return { results };
   }
   const ckpt = await openCheckpoint(job.dir);
   const session = EngineSession.create(nativeModelSpec(ckpt.config), job.sequences, engine);

@@ -1,0 +1,267 @@
+// Fast mode's GEMM on a weight read where it lies (gemm_bf16.h, gemmBf16Streamed): the packing of
+// gemm_bf16.cc done tile by tile, into a buffer that stays in cache, instead of for the whole
+// layer before its first GEMM.
+//
+// Why: at the batch sizes a benchmark or a small calibration set runs (512 tokens), packing a
+// layer was a quarter of fast mode's time on a BF16 checkpoint (Llama-3.2-1B's shape on 2 cores:
+// ~13 ms of a 68 ms layer): pread copied the tensors out of the page cache, the interleave wrote
+// a layer-sized packed copy to memory (faulted in and zeroed once per session), and the GEMM read
+// it back. Here each weight byte is read once from the mapped file, converted and interleaved
+// into an L1-sized slice, and used at once by every row block of the tile.
+//
+// Order of work in a tile (tb row blocks of 32 tokens x tp pairs of 16-column panels): for each
+// K slice, stage the tile's tp panel-pair slices (tp x 16 KiB at kc = 256), then run every row
+// block against them. The slices equal PackedWeightBf16's (same rounding and zero padding) and K
+// is walked in the same order, so every output is bit-identical to the packed path.
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/finite.h"
+#include "cpu/gemm_bf16.h"
+#include "cpu/gemm_bf16_kernels.h"
+#include "cpu/ops.h"
+
+namespace shortgpt {
+
+namespace {
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+constexpr int64_t kKc = 256;  // K slice (a multiple of 32)
+
+// Tile shape: row blocks x panel pairs. A tile's C sums (tb x tp x 4 KiB) live in a buffer of the
+// thread; its staged weight slices (tp x 16 KiB) are reused by all tb row blocks. Measured on
+// Llama-3.2-1B's shapes at 512 tokens (bench --shape M --dtype bf16 --precision bf16).
+struct TileShape {
+  int64_t blocks = 16;
+  int64_t pairs = 4;
+};
+
+const TileShape& tileShape() {
+  // SHORTGPT_BF16_STREAM_TILE=BxP (read once) overrides, to measure other shapes.
+  static const TileShape shape = [] {
+    TileShape t;
+    if (const char* v = std::getenv("SHORTGPT_BF16_STREAM_TILE")) {
+      long b = 0, p = 0;
+      if (std::sscanf(v, "%ldx%ld", &b, &p) == 2 && b > 0 && p > 0 && b <= 256 && p <= 16) {
+        t.blocks = b;
+        t.pairs = p;
+      }
+    }
+    return t;
+  }();
+  return shape;
+}
+
+bool bf16RowFinite(const uint16_t* v, int64_t n) {
+  uint16_t bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= static_cast<uint16_t>((v[i] & 0x7f80u) == 0x7f80u);
+  return bad == 0;
+}
+
+// Where each stacked part starts, and a row's part.
+struct StackedRows {
+  const Bf16WeightRows& w;
+  std::vector<int64_t> begins;
+  bool allBf16 = true;
+  explicit StackedRows(const Bf16WeightRows& weight) : w(weight) {
+    int64_t n = 0;
+    for (const Bf16WeightRows::Part& p : w.parts) {
+      begins.push_back(n);
+      n += p.rows;
+      allBf16 = allBf16 && p.dtype == DType::BF16;
+    }
+  }
+  // Row `g`'s K values from k0 on, where they lie (all parts BF16).
+  const uint16_t* bf16Row(int64_t g, int64_t k0) const {
+    size_t pi = 0;
+    while (pi + 1 < begins.size() && g >= begins[pi + 1]) ++pi;
+    return static_cast<const uint16_t*>(w.parts[pi].data) + (g - begins[pi]) * w.k + k0;
+  }
+  // Row `g` of the stack, K values [k0, k0 + valid), as bf16 into out[0, kc) (zeros past valid).
+  // Returns false when a value is NaN or +-Inf. `f32` is kc floats of scratch.
+  bool stageRow(int64_t g, int64_t k0, int64_t valid, int64_t kc, uint16_t* out, float* f32) const {
+    size_t pi = 0;
+    while (pi + 1 < begins.size() && g >= begins[pi + 1]) ++pi;
+    const Bf16WeightRows::Part& p = w.parts[pi];
+    const size_t elem = dtypeSize(p.dtype);
+    const uint8_t* src = static_cast<const uint8_t*>(p.data) + static_cast<size_t>((g - begins[pi]) * w.k + k0) * elem;
+    if (p.dtype == DType::BF16) {
+      std::memcpy(out, src, static_cast<size_t>(valid) * sizeof(uint16_t));  // any alignment
+      std::fill(out + valid, out + kc, uint16_t{0});
+      return bf16RowFinite(out, valid);
+    }
+    converterToF32(p.dtype)(src, f32, static_cast<size_t>(valid));  // copies: the file's f32 may be unaligned
+    const bool finite = allFinite(f32, valid);
+    convertRowsBf16(f32, valid, 1, valid, kc, out);
+    return finite;
+  }
+};
+
+}  // namespace
+
+namespace {
+
+// What a pair of panels holds and where its results go. Plain: pair q is W's rows
+// [32q, 32q + 32) and columns [32q, 32q + 32) of Y. Gated (SwiGLU, W = [gate; up]): pair q is
+// gate rows [16q, 16q + 16) beside the same up rows, so a kernel's C holds gate in columns 0..15
+// and up in 16..31 for one 16-wide span of the intermediate, stored as silu(gate) * up.
+struct PairLayout {
+  bool gated = false;
+  int64_t n = 0;      // W's rows
+  int64_t inter = 0;  // gated: the intermediate size (n = 2 * inter)
+  SwigluSpanFn swiglu = nullptr;  // gated: the epilogue
+  int64_t pairs() const { return gated ? ceilDiv(inter, 16) : ceilDiv(n, 32); }
+  // The stacked row behind panel `half`'s row i of pair q, or -1 for a zero row.
+  int64_t row(int64_t q, int64_t half, int64_t i) const {
+    if (gated) return q * 16 + i < inter ? half * inter + q * 16 + i : -1;
+    const int64_t r = q * 32 + half * 16 + i;
+    return r < n ? r : -1;
+  }
+};
+
+bool streamedGemm(const float* x, int64_t m, const Bf16WeightRows& w, const PairLayout& layout, float* y, bool accumulate,
+                  ThreadPool& pool, Bf16Kernel kernel) {
+  const int64_t n = layout.n, k = w.k, kp = ceilDiv(k, 32) * 32;
+  const Bf16MicroKernel micro = bf16MicroKernel(kernel);
+  const int64_t blocks = ceilDiv(m, kBf16Rows), lda = kp + 32;  // lda: see gemmBf16
+  const uint16_t* a = convertActivationsBf16(x, m, k, kp, lda, pool);
+  const StackedRows stack(w);
+
+  const TileShape shape = tileShape();
+  const int64_t pairs = layout.pairs();
+  const int threads = pool.threads();
+  int64_t tilesM = ceilDiv(blocks, shape.blocks), tilesN = ceilDiv(pairs, shape.pairs);
+  // More tiles than threads: narrower tiles first (each weight slice is still staged once), then
+  // shorter ones (a slice is staged once per row tile).
+  while (tilesM * tilesN < 4 * threads && tilesN < pairs) tilesN = std::min(pairs, tilesN * 2);
+  while (tilesM * tilesN < 2 * threads && tilesM < blocks) tilesM = std::min(blocks, tilesM * 2);
+  const int64_t tiles = tilesM * tilesN;
+  const int64_t maxBlocks = ceilDiv(blocks, tilesM), maxPairs = ceilDiv(pairs, tilesN);
+  std::atomic<bool> finite{true};
+  std::atomic<int64_t> nextTile{0};
+
+  auto runTile = [&](int64_t t) {
+    const int64_t mb = t % tilesM, nb = t / tilesM;
+    const int64_t b0 = blocks * mb / tilesM, b1 = blocks * (mb + 1) / tilesM;
+    const int64_t q0 = pairs * nb / tilesN, q1 = pairs * (nb + 1) / tilesN;
+    thread_local std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> stage, rows16;
+    thread_local std::vector<float, CacheAlignedAllocator<float>> cbuf, f32;
+    if (stage.size() < static_cast<size_t>(maxPairs * kKc * 32)) stage.resize(static_cast<size_t>(maxPairs * kKc * 32));
+    if (rows16.size() < static_cast<size_t>(16 * kKc)) rows16.resize(static_cast<size_t>(16 * kKc));
+    if (f32.size() < static_cast<size_t>(kKc)) f32.resize(static_cast<size_t>(kKc));
+    const size_t cNeed = static_cast<size_t>(maxBlocks * maxPairs * kBf16Rows * kBf16Cols);
+    if (cbuf.size() < cNeed) cbuf.resize(cNeed);
+    auto cOf = [&](int64_t bl, int64_t q) {
+      return cbuf.data() + ((bl - b0) * maxPairs + (q - q0)) * kBf16Rows * kBf16Cols;
+    };
+    bool ok = true;
+    for (int64_t k0 = 0; k0 < kp; k0 += kKc) {
+      const int64_t kc = std::min(kKc, kp - k0), valid = std::min(kc, k - k0);
+      // The tile's weight slices: pair q's two panels at stage + (q - q0) * kc * 32 (+ kc * 16).
+      for (int64_t q = q0; q < q1; ++q) {
+        for (int64_t half = 0; half < 2; ++half) {
+          const uint16_t* rows[16];
+          for (int64_t i = 0; i < 16; ++i) {
+            const int64_t g = layout.row(q, half, i);
+            if (g < 0) {
+              rows[i] = nullptr;
+            } else if (stack.allBf16) {
+              rows[i] = stack.bf16Row(g, k0);
+            } else {
+              uint16_t* out = rows16.data() + i * kc;
+              ok &= stack.stageRow(g, k0, valid, kc, out, f32.data());
+              rows[i] = out;
+            }
+          }
+          const bool finite = stagePanelBf16(rows, valid, kc, stage.data() + (q - q0) * kc * 32 + half * kc * 16);
+          if (stack.allBf16) ok &= finite;  // else checked in f32 by stageRow (a huge f32 may round to a bf16 Inf)
+        }
+      }
+      // While the kernels run, ask for the next K slice of the same rows (BF16 rows read where
+      // they lie: 32 rows x 512 bytes per pair, from memory), a share before each row block, so
+      // that staging it finds the lines in L2 rather than waiting on 32 streams from DRAM.
+      const int64_t nextK0 = k0 + kKc;
+      int64_t fetched = 0;
+      const int64_t toFetch = stack.allBf16 && nextK0 < kp ? (q1 - q0) * 32 : 0;
+      const int64_t lines = (std::min(kKc, k - nextK0) * 2 + 63) / 64;
+      for (int64_t bl = b0; bl < b1; ++bl) {
+        for (const int64_t until = toFetch * (bl - b0 + 1) / (b1 - b0); fetched < until; ++fetched) {
+          const int64_t q = q0 + fetched / 32, i = fetched % 32;
+          const int64_t g = layout.row(q, i / 16, i % 16);
+          if (g < 0) continue;
+          const char* p = reinterpret_cast<const char*>(stack.bf16Row(g, nextK0));
+          for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(p + l * 64, 0, 2);  // to L2 (prefetcht1)
+        }
+        const uint16_t* ab = a + bl * kBf16Rows * lda + k0;
+        for (int64_t q = q0; q < q1; ++q) {
+          const uint16_t* s = stage.data() + (q - q0) * kc * 32;
+          micro(kc, ab, lda, s, s + kc * 16, cOf(bl, q), k0 > 0);
+        }
+      }
+    }
+    if (!ok) finite.store(false, std::memory_order_relaxed);
+    for (int64_t q = q0; q < q1; ++q) {
+      for (int64_t bl = b0; bl < b1; ++bl) {
+        const int64_t r0 = bl * kBf16Rows, rows = std::min<int64_t>(kBf16Rows, m - r0);
+        const float* c = cOf(bl, q);
+        if (layout.gated) {
+          const int64_t col0 = q * 16, cols = std::min<int64_t>(16, layout.inter - col0);
+          for (int64_t i = 0; i < rows; ++i) {
+            layout.swiglu(c + i * kBf16Cols, c + i * kBf16Cols + 16, y + (r0 + i) * layout.inter + col0, cols);
+          }
+        } else {
+          const int64_t col0 = q * 32, cols = std::min<int64_t>(32, n - col0);
+          storeBf16Tile(c, rows, cols, y + r0 * n + col0, n, accumulate);
+        }
+      }
+    }
+  };
+  pool.parallelFor(std::min<int64_t>(threads, tiles), [&](int64_t, int64_t, int) {
+    for (int64_t t = nextTile.fetch_add(1, std::memory_order_relaxed); t < tiles;
+         t = nextTile.fetch_add(1, std::memory_order_relaxed)) {
+      runTile(t);
+    }
+  });
+  return finite.load();
+}
+
+}  // namespace
+
+bool gemmBf16Streamed(const float* x, int64_t m, const Bf16WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
+                      Bf16Kernel kernel) {
+  const int64_t n = w.rows();
+  if (m <= 0 || n <= 0) return true;
+  if (w.k <= 0) {
+    if (!accumulate) std::fill(y, y + m * n, 0.0f);
+    return true;
+  }
+  PairLayout layout;
+  layout.n = n;
+  return streamedGemm(x, m, w, layout, y, accumulate, pool, kernel);
+}
+
+bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const Bf16WeightRows& w, float* out, ThreadPool& pool,
+                            Bf16Kernel kernel) {
+  const int64_t n = w.rows(), inter = n / 2;
+  if (n % 2 != 0) throw std::invalid_argument("gemmBf16StreamedSwiglu: W must hold [gate; up], an even number of rows");
+  if (m <= 0 || inter <= 0) return true;
+  if (w.k <= 0) {  // silu(0) * 0
+    std::fill(out, out + m * inter, 0.0f);
+    return true;
+  }
+  PairLayout layout;
+  layout.gated = true;
+  layout.n = n;
+  layout.inter = inter;
+  layout.swiglu = swigluSpanFn();
+  return streamedGemm(x, m, w, layout, out, false, pool, kernel);
+}
+
+}  // namespace shortgpt

@@ -1,0 +1,41 @@
+// Fast mode's layer weights read where they lie (issue 11): the layer's GEMM tensors mapped
+// read-only from their files and handed to gemmBf16Streamed, which packs each K slice as a tile
+// needs it. Replaces packing the whole layer before its first GEMM (a pass over every weight
+// byte, a layer-sized copy in memory) in `--precision bf16`; results are bit-identical.
+//
+// A NaN or Inf weight is noticed by the GEMM that reads it, which then finds the first one in
+// the part's tensors, in order, and throws ERR_NONFINITE_WEIGHT with the message packing gives
+// (same tensor, element and value). Packing found it before the layer's first GEMM; here it is
+// found at that part's GEMM, after the earlier parts of the layer ran (the session is then
+// failed, as after any error).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/thread_pool.h"
+#include "core/weights_io.h"
+#include "cpu/gemm_bf16.h"
+#include "cpu/layer_parts.h"
+
+namespace shortgpt {
+
+class StreamedLayer {
+ public:
+  // Maps layer `w`'s GEMM tensors, unmapping the previous layer's.
+  void map(const ModelSpec& spec, const LayerRefs& w);
+  void release();
+  // Y (+)= X * W_part^T in bf16 (gemmBf16Streamed).
+  void gemm(int part, const float* x, int64_t m, float* y, bool accumulate, ThreadPool& pool) const;
+  // act = silu(gate) * up from part 2 (gate|up), SwiGLU fused into the GEMM's store.
+  void gemmSwiglu(const float* x, int64_t m, float* act, ThreadPool& pool) const;
+
+ private:
+  [[noreturn]] void throwFirstNonFinite(int part) const;
+  std::vector<std::unique_ptr<MappedTensor>> maps_[kLayerParts];
+  std::vector<TensorRef> refs_[kLayerParts];
+  Bf16WeightRows rows_[kLayerParts];
+};
+
+}  // namespace shortgpt
