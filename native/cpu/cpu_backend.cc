@@ -282,10 +282,18 @@ class CpuBackend final : public Backend {
     // SHORTGPT_PREFETCH=1 / =0 (read when the session is created) forces it on / off.
     prefetchIdle_ = static_cast<unsigned>(pool_.threads()) >= std::max(1u, std::thread::hardware_concurrency());
     prefetchEnabled_ = !prefetchIdle_;
-    // Fast mode reads the weights where they lie (streamed_layer.h): nothing to pack ahead.
-    // SHORTGPT_BF16_STAGE=packed (read per session) packs each layer first as before, to compare.
+    // Fast mode's weights: read where they lie (streamed_layer.h) or packed per layer. Streaming
+    // saves the packing pass and its memory when a layer's weights meet one batch of rows; with
+    // several batches each GEMM call would stage them again, and packing once wins (measured:
+    // Llama-3.2-1B's shape, 512 tokens: streamed +20-25%; 4 batches of 1024: packed ~5% ahead).
+    // SHORTGPT_BF16_STAGE=packed|streamed (read per session) forces either, to compare.
+    // SHORTGPT_BF16_FUSE_SWIGLU=0 (read per session) stores gate|up and runs swiglu() after, to
+    // test that the fused store gives the same bits.
+    const char* fuse = std::getenv("SHORTGPT_BF16_FUSE_SWIGLU");
+    fuseSwiglu_ = !(fuse && std::strcmp(fuse, "0") == 0);
     const char* stage = std::getenv("SHORTGPT_BF16_STAGE");
-    streamBf16_ = bf16_ && !(stage && std::strcmp(stage, "packed") == 0);
+    bf16Stage_ = stage && std::strcmp(stage, "packed") == 0 ? Stage::Packed
+                 : stage && std::strcmp(stage, "streamed") == 0 ? Stage::Streamed : Stage::Auto;
     if (const char* v = std::getenv("SHORTGPT_PREFETCH"); v && *v) prefetchEnabled_ = std::strcmp(v, "0") != 0;
     if (const char* d = std::getenv("SHORTGPT_PREFETCH_DELAY_MS"); d && *d) prefetchDelayMs_ = std::max<int64_t>(0, std::atoll(d));
   }
@@ -357,7 +365,7 @@ class CpuBackend final : public Backend {
     if (moe) moe_.load(spec_, w, bf16_, pool_);
     // The four projections' GEMMs, in the session's precision (0: q|k|v, 1: o, 2: gate|up, 3: down).
     auto project = [&](int which, const float* in, int64_t rows, float* out, bool accumulate) {
-      if (bf16_ && streamBf16_) {
+      if (streamBf16_) {
         streamed_.gemm(which, in, rows, out, accumulate, pool_);
       } else if (bf16_) {
         const PackedWeightBf16* ws[] = {&qkvB_, &oB_, &guB_, &downB_};
@@ -386,7 +394,6 @@ class CpuBackend final : public Backend {
     float* qkv = qkv_.data();
     float* attn = attn_.data();
     float* mid = mid_.data();
-    float* gateUp = gateUp_.data();
     float* act = act_.data();
     float* delta = delta_.data();
     TokenStats* tok = tok_.data();
@@ -465,9 +472,17 @@ class CpuBackend final : public Backend {
       if (moe) {
         moe_.forward(x, rows, delta, pool_);
       } else {
-        if (bf16_ && streamBf16_ && !gemma) {  // fast mode: SwiGLU applied as gate|up is stored
-          streamed_.gemmSwiglu(post ? mid : x, rows, act, pool_);
+        if (bf16_ && fuseSwiglu_ && !gemma && (streamBf16_ || I % 16 == 0)) {  // SwiGLU applied as gate|up is stored
+          if (streamBf16_) {
+            streamed_.gemmSwiglu(post ? mid : x, rows, act, pool_);
+          } else {
+            gemmBf16Swiglu(post ? mid : x, rows, guB_, act, pool_);
+          }
         } else {
+          // [gate | up] rows: only this path needs them (fast mode's SwiGLU never writes them
+          // out), so they are allocated here, on first use, not with the other scratch.
+          if (gateUp_.empty()) gateUp_.resize(static_cast<size_t>(maxBatchRows_ * 2 * I));
+          float* gateUp = gateUp_.data();
           project(2, post ? mid : x, rows, gateUp, false);
           if (gemma) {
             gegluTanh(gateUp, act, rows, I, pool_);
@@ -811,7 +826,9 @@ class CpuBackend final : public Backend {
 
   // This layer's weights into qkvW_.. (f32) or qkvB_.. (bf16), then the next layer's prefetch.
   void loadLayerWeights(const LayerRefs& w) {
+    streamBf16_ = bf16_ && (bf16Stage_ == Stage::Streamed || (bf16Stage_ == Stage::Auto && batches_.size() == 1));
     if (streamBf16_) {  // fast mode: mapped, packed tile by tile by the GEMMs (streamed_layer.h)
+      if (prefetchThread_.joinable()) dropPrefetch();
       streamed_.map(spec_, w);
       if (next_) adviseWillNeed(*next_);
       return;
@@ -1033,7 +1050,6 @@ class CpuBackend final : public Backend {
     qkv_.resize(static_cast<size_t>(R * (qd + 2 * kvd)));
     attn_.resize(static_cast<size_t>(R * qd));
     mid_.resize(static_cast<size_t>(R * H));
-    gateUp_.resize(static_cast<size_t>(R * 2 * I));
     act_.resize(static_cast<size_t>(R * I));
     delta_.resize(static_cast<size_t>(R * H));
     tok_.resize(static_cast<size_t>(R));
@@ -1072,7 +1088,10 @@ class CpuBackend final : public Backend {
   // The current layer's packed weights (storage reused layer after layer: no fresh page faults).
   PackedWeight qkvW_, oW_, guW_, downW_;
   PackedWeightBf16 qkvB_, oB_, guB_, downB_;  // the same in fast mode with SHORTGPT_BF16_STAGE=packed
-  bool streamBf16_ = false;                    // fast mode's weights read where they lie
+  enum class Stage { Auto, Packed, Streamed };
+  Stage bf16Stage_ = Stage::Auto;
+  bool streamBf16_ = false;                    // this layer's weights read where they lie (fast mode)
+  bool fuseSwiglu_ = true;                     // fast mode: SwiGLU fused into the gate|up GEMM's store
   StreamedLayer streamed_;
   // The prefetch (loadLayerWeights): the next layer's packed weights, packed by prefetchThread_
   // on its own one-thread pool (it runs beside pool_'s threads). On by default where the pool

@@ -1,6 +1,6 @@
-// The fast-mode GEMM driver (gemm_bf16.h): feature detection, weight packing into bf16 pair
-// panels, activation conversion and the tile loop over the micro-kernels of gemm_bf16_amx.cc and
-// gemm_bf16_avx512.cc.
+// Fast mode's GEMM (gemm_bf16.h), all but the tile loop (gemm_bf16_driver.cc): feature
+// detection, weight packing into bf16 pair panels, activation conversion, the pieces the driver
+// shares with the micro-kernels of gemm_bf16_amx.cc and gemm_bf16_avx512.cc.
 #include "cpu/gemm_bf16.h"
 
 #include <algorithm>
@@ -22,12 +22,6 @@ namespace {
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 int64_t roundUp(int64_t a, int64_t b) { return ceilDiv(a, b) * b; }
 
-// Output tiles: up to 2 row blocks (64 rows) x 8 panel pairs (256 columns), their f32 results
-// (64 KiB) kept in a buffer while K is walked in slices of kKc: a row block's slice of A (32 x 256
-// bf16, 16 KiB) stays in L1 while the tile's panel-pair slices (16 KiB each) stream from L2 past it.
-constexpr int64_t kTileBlocks = 2;
-constexpr int64_t kTilePairs = 8;
-constexpr int64_t kKc = 256;  // a multiple of 32 (one AMX tile's depth)
 
 struct Bf16Support {
   bool avx512bf16 = false;
@@ -279,63 +273,6 @@ void PackedWeightBf16::repackPanels(int64_t n, int64_t k, const std::function<vo
       rows(p * 16, valid, rowsBf16.data());
       std::fill(rowsBf16.data() + valid * kp, rowsBf16.data() + 16 * kp, uint16_t{0});
       interleavePanelBf16(rowsBf16.data(), kp, panel);
-    }
-  });
-}
-
-void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate, ThreadPool& pool,
-              Bf16Kernel kernel) {
-  const int64_t n = w.rows(), k = w.cols(), kp = w.paddedCols();
-  if (m <= 0 || n <= 0) return;
-  if (k <= 0) {
-    if (!accumulate) std::fill(y, y + m * n, 0.0f);
-    return;
-  }
-  const Bf16MicroKernel micro = bf16MicroKernel(kernel);
-  // The activations, converted once per call (not per tile: each row meets every panel pair),
-  // into a buffer of the calling thread kept across calls; rows padded to 32 with zeros. The row
-  // stride is kp plus one cache line: at a power-of-two stride (kp = 2048: 4 KiB) the 16 rows an
-  // AMX tile load touches would all fall into the same L1 set.
-  const int64_t blocks = ceilDiv(m, kBf16Rows), lda = kp + 32;
-  const uint16_t* a = convertActivationsBf16(x, m, k, kp, lda, pool);
-
-  const uint16_t* packed = w.data();
-  const int64_t pairs = ceilDiv(n, 32);
-  const int threads = pool.threads();
-  int64_t tilesM = ceilDiv(blocks, kTileBlocks), tilesN = ceilDiv(pairs, kTilePairs);
-  while (tilesM * tilesN < 4 * threads && tilesN < pairs) tilesN = std::min(pairs, tilesN * 2);
-  while (tilesM * tilesN < 2 * threads && tilesM < blocks) tilesM = std::min(blocks, tilesM * 2);
-  const int64_t tiles = tilesM * tilesN;
-  std::atomic<int64_t> nextTile{0};
-  auto runTile = [&](int64_t t) {
-    const int64_t mb = t % tilesM, nb = t / tilesM;
-    const int64_t b0 = blocks * mb / tilesM, b1 = blocks * (mb + 1) / tilesM;
-    const int64_t q0 = pairs * nb / tilesN, q1 = pairs * (nb + 1) / tilesN;
-    // [block][pair][32 x 32] f32 results of the tile, accumulated over the K slices.
-    thread_local std::vector<float, CacheAlignedAllocator<float>> cbuf(kTileBlocks * kTilePairs * kBf16Rows * kBf16Cols);
-    auto cOf = [&](int64_t bl, int64_t q) { return cbuf.data() + ((bl - b0) * kTilePairs + (q - q0)) * kBf16Rows * kBf16Cols; };
-    for (int64_t k0 = 0; k0 < kp; k0 += kKc) {
-      const int64_t kc = std::min(kKc, kp - k0);
-      for (int64_t bl = b0; bl < b1; ++bl) {
-        const uint16_t* ab = a + bl * kBf16Rows * lda + k0;
-        for (int64_t q = q0; q < q1; ++q) {
-          const uint16_t* w0 = packed + (2 * q) * kp * 16 + k0 * 16;
-          micro(kc, ab, lda, w0, w0 + kp * 16, cOf(bl, q), k0 > 0);
-        }
-      }
-    }
-    for (int64_t q = q0; q < q1; ++q) {
-      const int64_t col0 = q * 32, cols = std::min<int64_t>(32, n - col0);
-      for (int64_t bl = b0; bl < b1; ++bl) {
-        const int64_t r0 = bl * kBf16Rows, rows = std::min<int64_t>(kBf16Rows, m - r0);
-        storeBf16Tile(cOf(bl, q), rows, cols, y + r0 * n + col0, n, accumulate);
-      }
-    }
-  };
-  pool.parallelFor(std::min<int64_t>(threads, tiles), [&](int64_t, int64_t, int) {
-    for (int64_t t = nextTile.fetch_add(1, std::memory_order_relaxed); t < tiles;
-         t = nextTile.fetch_add(1, std::memory_order_relaxed)) {
-      runTile(t);
     }
   });
 }

@@ -77,6 +77,13 @@ class PackedWeightBf16 {
 // Throws std::runtime_error when `kernel` cannot run here (callers check bf16KernelAvailable).
 void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate, ThreadPool& pool,
               Bf16Kernel kernel = Bf16Kernel::Auto);
+// The gate|up projection with SwiGLU applied as the results are stored: W = [gate; up] (2 *
+// inter rows, inter a multiple of 16), out[r, i] = silu(gate . x_r) * (up . x_r), row stride
+// inter. Each kernel call computes a 16-wide span of gate beside the same span of up, so the
+// [m, 2 * inter] product is never written out and read back. Bit-identical to gemmBf16 followed
+// by swiglu (ops.h).
+void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, float* out, ThreadPool& pool,
+                    Bf16Kernel kernel = Bf16Kernel::Auto);
 
 // A weight [N, K] read where it lies (a checkpoint tensor mapped from its file), as one or more
 // row-major tensors [n_i, K] stacked along rows (q;k;v, gate;up), in any dtype the engine reads.
@@ -106,10 +113,7 @@ struct Bf16WeightRows {
 bool gemmBf16Streamed(const float* x, int64_t m, const Bf16WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
                       Bf16Kernel kernel = Bf16Kernel::Auto);
 
-// The gate|up projection with SwiGLU applied as the results are stored: W = [gate; up] (2 *
-// inter rows), out[r, i] = silu(gate . x_r) * (up . x_r), row stride inter. Each kernel call
-// computes a 16-wide span of gate beside the same span of up, so the [m, 2 * inter] product is
-// never written out and read back. Bit-identical to gemmBf16Streamed followed by swiglu (ops.h).
+// gemmBf16Swiglu on a weight read where it lies (any inter).
 bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const Bf16WeightRows& w, float* out, ThreadPool& pool,
                             Bf16Kernel kernel = Bf16Kernel::Auto);
 

@@ -26,7 +26,7 @@ constexpr int kBf16Cols = 32;  // columns per kernel call: two 16-column panels
 using Bf16MicroKernel = void (*)(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b0, const uint16_t* b1,
                                  float* c, bool add);
 
-// Shared by the packed (gemm_bf16.cc) and streamed (gemm_bf16_streamed.cc) drivers:
+// Shared by gemm_bf16.cc and the tile loop (gemm_bf16_driver.cc):
 // the micro-kernel `kernel` resolves to (throws std::runtime_error when it cannot run here);
 Bf16MicroKernel bf16MicroKernel(Bf16Kernel kernel);
 // rows x k f32 (row stride ldx) -> rows x kp bf16 (row stride kp, zeros past k), round to nearest even;

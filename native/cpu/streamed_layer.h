@@ -1,7 +1,9 @@
 // Fast mode's layer weights read where they lie (issue 11): the layer's GEMM tensors mapped
 // read-only from their files and handed to gemmBf16Streamed, which packs each K slice as a tile
-// needs it. Replaces packing the whole layer before its first GEMM (a pass over every weight
-// byte, a layer-sized copy in memory) in `--precision bf16`; results are bit-identical.
+// needs it. In `--precision bf16`, when a layer's weights meet one batch of rows (a session of up
+// to 1024 tokens), this replaces packing the whole layer before its first GEMM (a pass over
+// every weight byte, a layer-sized copy in memory); results are bit-identical. With several
+// batches per layer the CPU backend packs once instead (each GEMM call here stages again).
 //
 // A NaN or Inf weight is noticed by the GEMM that reads it, which then finds the first one in
 // the part's tensors, in order, and throws ERR_NONFINITE_WEIGHT with the message packing gives

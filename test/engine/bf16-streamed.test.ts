@@ -1,7 +1,8 @@
 /**
  * Fast mode reads a layer's weights where they lie (native/cpu/streamed_layer.h): each GEMM tile
- * packs the K slice it needs, instead of the whole layer being packed first. The packed path is
- * still there behind SHORTGPT_BF16_STAGE=packed, so the two run side by side in child processes
+ * packs the K slice it needs, instead of the whole layer being packed first. It does so when the
+ * layer meets one batch of rows, and packs first when there are several; SHORTGPT_BF16_STAGE=
+ * packed|streamed forces either, so the two run side by side in child processes
  * (the addon reads the variable with getenv, which jest's process.env never reaches) and must
  * agree bit for bit: every layer's scores and per-window sums and the perplexity, on every
  * generated architecture and dtype (stacked q|k|v and gate|up, Baichuan's W_pack, Phi-3's fused
@@ -28,6 +29,7 @@ if (kernels.length === 0) {
 const withKernels = kernels.length > 0 ? describe : describe.skip;
 const child = path.join(repoRoot, 'test', 'native', 'helpers', 'prefetchChild.js');
 const packed = { SHORTGPT_BF16_STAGE: 'packed' };
+const streamed = { SHORTGPT_BF16_STAGE: 'streamed' };
 
 let tmp: string;
 let jobs = 0;
@@ -36,6 +38,7 @@ function run<T>(job: Record<string, unknown>, env: Record<string, string> = {}):
   fs.writeFileSync(jobFile, JSON.stringify(job));
   const base = { ...process.env };
   delete base.SHORTGPT_BF16_STAGE;
+  delete base.SHORTGPT_BF16_FUSE_SWIGLU;
   const r = spawnSync(process.execPath, [child, jobFile], { encoding: 'utf8', timeout: 300_000, env: { ...base, ...env }, cwd: repoRoot });
   if (r.status !== 0) throw new Error(`prefetchChild failed (${r.status} ${r.signal ?? ''}): ${r.stderr}`);
   return JSON.parse(r.stdout) as T;
@@ -81,11 +84,18 @@ withKernels('fast mode: weights read where they lie equal weights packed first',
     }
     // 5..130 tokens: row blocks cut at 32, two windows sharing a batch; ids below every case's vocabulary.
     const job = { kind: 'scoreEach', dirs, sequences: randomSequences([5, 37, 70, 130], VOCAB), threads: 2, precision: 'bf16' };
-    const streamed = run<{ results: unknown[] }>(job);
-    expect(run(job, packed)).toEqual(streamed);
-    // 600 + 500 tokens of stories260k: two 1024-token batches per layer, 16-block row tiles.
+    const byDefault = run<{ results: unknown[] }>(job); // one batch: streamed
+    expect(run(job, packed)).toEqual(byDefault);
+    expect(run(job, streamed)).toEqual(byDefault);
+    // 600 + 500 tokens of stories260k: two 1024-token batches per layer (packed by default), 16-block row tiles.
     const stories = { ...job, dirs: [stories260kDir], sequences: randomSequences([600, 500], 512) };
-    expect(run(stories, packed)).toEqual(run(stories));
+    const storiesPacked = run(stories, packed);
+    expect(run(stories, streamed)).toEqual(storiesPacked);
+    // SwiGLU fused into the gate|up store (both paths, by default) against gate|up stored and
+    // swiglu() run after.
+    const unfused = { SHORTGPT_BF16_FUSE_SWIGLU: '0' };
+    expect(run(job, { ...packed, ...unfused })).toEqual(byDefault);
+    expect(run(stories, { ...packed, ...unfused })).toEqual(storiesPacked);
   }, 600_000);
 
   const poisonCases: Array<[string, string, string, number]> = [
@@ -104,11 +114,11 @@ withKernels('fast mode: weights read where they lie equal weights packed first',
       const name = `model.layers.1.${tensor}.weight`;
       const dir = poisoned(src, path.join(tmp, `nan-${jobs}`), name, element, value);
       const job = { kind: 'steps', dir, sequences: randomSequences([40, 70], VOCAB), threads: 2, precision: 'bf16', steps: [{ layer: 0 }, { layer: 1 }] };
-      const streamed = run<{ steps: Array<{ code?: string; message?: string }> }>(job);
+      const fromMap = run<{ steps: Array<{ code?: string; message?: string }> }>(job, streamed);
       const first = run<{ steps: Array<{ code?: string; message?: string }> }>(job, packed);
-      expect(streamed.steps[1]!.code).toBe('ERR_NONFINITE_WEIGHT');
-      expect(streamed.steps[1]!.message).toContain(`tensor '${name}'`);
-      expect(streamed.steps[1]!.message).toBe(first.steps[1]!.message);
+      expect(fromMap.steps[1]!.code).toBe('ERR_NONFINITE_WEIGHT');
+      expect(fromMap.steps[1]!.message).toContain(`tensor '${name}'`);
+      expect(fromMap.steps[1]!.message).toBe(first.steps[1]!.message);
     }
   }, 120_000);
 });

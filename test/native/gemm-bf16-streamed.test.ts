@@ -1,5 +1,5 @@
 /**
- * Fast mode's GEMM on weights read where they lie (native/cpu/gemm_bf16_streamed.cc): each tile
+ * Fast mode's GEMM on weights read where they lie (native/cpu/gemm_bf16_driver.cc): each tile
  * packs the K slice of its weight rows as it needs it, instead of the whole weight being packed
  * first. Its contract is to equal the packed GEMM (gemm_bf16.cc) bit for bit, which
  * gemm-bf16.test.ts checks against a float64 product; so here every case compares the two

@@ -1,18 +1,22 @@
-// Fast mode's GEMM on a weight read where it lies (gemm_bf16.h, gemmBf16Streamed): the packing of
-// gemm_bf16.cc done tile by tile, into a buffer that stays in cache, instead of for the whole
-// layer before its first GEMM.
+// The tile loop of fast mode's GEMM (gemm_bf16.h), for weights packed first (gemmBf16) and for
+// weights read where they lie (gemmBf16Streamed: each tile packs the K slice it is about to use
+// into a buffer that stays in cache, so a layer met by one batch is never packed as a whole).
 //
-// Why: at the batch sizes a benchmark or a small calibration set runs (512 tokens), packing a
-// layer was a quarter of fast mode's time on a BF16 checkpoint (Llama-3.2-1B's shape on 2 cores:
-// ~13 ms of a 68 ms layer): pread copied the tensors out of the page cache, the interleave wrote
-// a layer-sized packed copy to memory (faulted in and zeroed once per session), and the GEMM read
-// it back. Here each weight byte is read once from the mapped file, converted and interleaved
-// into an L1-sized slice, and used at once by every row block of the tile.
+// Why streaming: at the batch sizes a benchmark or a small calibration set runs (512 tokens),
+// packing a layer was a quarter of fast mode's time on a BF16 checkpoint (Llama-3.2-1B's shape on
+// 2 cores: ~13 ms of a 68 ms layer): pread copied the tensors out of the page cache, the
+// interleave wrote a layer-sized packed copy to memory, and the GEMM read it back. Streamed, each
+// weight byte is read once from the mapped file, interleaved into an L1-sized slice and used at
+// once by every row block of the tile.
 //
 // Order of work in a tile (tb row blocks of 32 tokens x tp pairs of 16-column panels): for each
-// K slice, stage the tile's tp panel-pair slices (tp x 16 KiB at kc = 256), then run every row
-// block against them. The slices equal PackedWeightBf16's (same rounding and zero padding) and K
-// is walked in the same order, so every output is bit-identical to the packed path.
+// K slice, the tile's tp panel-pair slices (staged, or pointed at in the packed weight), then
+// every row block against them, while the next K slice of the same panels is prefetched into L2.
+// Staged slices equal PackedWeightBf16's (same rounding, same zero padding) and K is walked in
+// the same order, so every output is bit-identical whatever the source, tile shape or threads.
+//
+// The gate|up projection can store silu(gate) * up directly (SwiGLU fused, gemmBf16Swiglu /
+// gemmBf16StreamedSwiglu): a pair then holds a 16-wide span of gate beside the same span of up.
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -36,27 +40,27 @@ int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 constexpr int64_t kKc = 256;  // K slice (a multiple of 32)
 
 // Tile shape: row blocks x panel pairs. A tile's C sums (tb x tp x 4 KiB) live in a buffer of the
-// thread; its staged weight slices (tp x 16 KiB) are reused by all tb row blocks. Measured on
-// Llama-3.2-1B's shapes at 512 tokens (bench --shape M --dtype bf16 --precision bf16).
+// thread; its weight slices (tp x 16 KiB) are reused by all tb row blocks. Streamed, each slice is
+// staged once per row tile, so tiles are tall: 16 x 4 (Llama-3.2-1B's shapes at 512 tokens: 2x8,
+// 4x4, 8x2 and 16x1 were slower). Packed, a slice only has to be read: 2 x 8 keeps a row block's
+// activations in L1 across 8 pairs (at 4 x 1024 tokens 2x8, 4x4, 4x8 and 8x4 measured level).
 struct TileShape {
-  int64_t blocks = 16;
-  int64_t pairs = 4;
+  int64_t blocks;
+  int64_t pairs;
 };
 
-const TileShape& tileShape() {
-  // SHORTGPT_BF16_STREAM_TILE=BxP (read once) overrides, to measure other shapes.
-  static const TileShape shape = [] {
-    TileShape t;
-    if (const char* v = std::getenv("SHORTGPT_BF16_STREAM_TILE")) {
+TileShape tileShape(bool streamed) {
+  // SHORTGPT_BF16_TILE=BxP (read once) overrides both, to measure other shapes.
+  static const TileShape forced = [] {
+    TileShape t{0, 0};
+    if (const char* v = std::getenv("SHORTGPT_BF16_TILE")) {
       long b = 0, p = 0;
-      if (std::sscanf(v, "%ldx%ld", &b, &p) == 2 && b > 0 && p > 0 && b <= 256 && p <= 16) {
-        t.blocks = b;
-        t.pairs = p;
-      }
+      if (std::sscanf(v, "%ldx%ld", &b, &p) == 2 && b > 0 && p > 0 && b <= 256 && p <= 16) t = {b, p};
     }
     return t;
   }();
-  return shape;
+  if (forced.blocks > 0) return forced;
+  return streamed ? TileShape{16, 4} : TileShape{2, 8};
 }
 
 bool bf16RowFinite(const uint16_t* v, int64_t n) {
@@ -126,15 +130,31 @@ struct PairLayout {
   }
 };
 
-bool streamedGemm(const float* x, int64_t m, const Bf16WeightRows& w, const PairLayout& layout, float* y, bool accumulate,
-                  ThreadPool& pool, Bf16Kernel kernel) {
-  const int64_t n = layout.n, k = w.k, kp = ceilDiv(k, 32) * 32;
-  const Bf16MicroKernel micro = bf16MicroKernel(kernel);
-  const int64_t blocks = ceilDiv(m, kBf16Rows), lda = kp + 32;  // lda: see gemmBf16
-  const uint16_t* a = convertActivationsBf16(x, m, k, kp, lda, pool);
-  const StackedRows stack(w);
+// Where a tile's panel slices come from: rows to stage (streamed), or a packed weight.
+struct PanelSource {
+  const StackedRows* rows = nullptr;
+  const PackedWeightBf16* packed = nullptr;
+};
 
-  const TileShape shape = tileShape();
+bool tileGemm(const float* x, int64_t m, int64_t k, const PanelSource& src, const PairLayout& layout, float* y,
+              bool accumulate, ThreadPool& pool, Bf16Kernel kernel) {
+  const int64_t n = layout.n, kp = ceilDiv(k, 32) * 32;
+  const Bf16MicroKernel micro = bf16MicroKernel(kernel);
+  // The activations, converted once per call (not per tile: each row meets every panel pair),
+  // into a buffer of the calling thread kept across calls; rows padded to 32 with zeros. The row
+  // stride is kp plus one cache line: at a power-of-two stride (kp = 2048: 4 KiB) the 16 rows an
+  // AMX tile load touches would all fall into the same L1 set.
+  const int64_t blocks = ceilDiv(m, kBf16Rows), lda = kp + 32;
+  const uint16_t* a = convertActivationsBf16(x, m, k, kp, lda, pool);
+  const StackedRows* stack = src.rows;
+  const uint16_t* packed = src.packed ? src.packed->data() : nullptr;
+  // Packed panel p's K slice from k0: panels of 16 rows, kp / 2 pair rows of 32 values each.
+  auto packedSlice = [&](int64_t q, int64_t half, int64_t k0) {
+    const int64_t p = layout.gated ? (half == 0 ? q : layout.inter / 16 + q) : 2 * q + half;
+    return packed + p * kp * 16 + k0 * 16;
+  };
+
+  const TileShape shape = tileShape(stack != nullptr);
   const int64_t pairs = layout.pairs();
   const int threads = pool.threads();
   int64_t tilesM = ceilDiv(blocks, shape.blocks), tilesN = ceilDiv(pairs, shape.pairs);
@@ -153,9 +173,11 @@ bool streamedGemm(const float* x, int64_t m, const Bf16WeightRows& w, const Pair
     const int64_t q0 = pairs * nb / tilesN, q1 = pairs * (nb + 1) / tilesN;
     thread_local std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> stage, rows16;
     thread_local std::vector<float, CacheAlignedAllocator<float>> cbuf, f32;
-    if (stage.size() < static_cast<size_t>(maxPairs * kKc * 32)) stage.resize(static_cast<size_t>(maxPairs * kKc * 32));
-    if (rows16.size() < static_cast<size_t>(16 * kKc)) rows16.resize(static_cast<size_t>(16 * kKc));
-    if (f32.size() < static_cast<size_t>(kKc)) f32.resize(static_cast<size_t>(kKc));
+    if (stack) {
+      if (stage.size() < static_cast<size_t>(maxPairs * kKc * 32)) stage.resize(static_cast<size_t>(maxPairs * kKc * 32));
+      if (rows16.size() < static_cast<size_t>(16 * kKc)) rows16.resize(static_cast<size_t>(16 * kKc));
+      if (f32.size() < static_cast<size_t>(kKc)) f32.resize(static_cast<size_t>(kKc));
+    }
     const size_t cNeed = static_cast<size_t>(maxBlocks * maxPairs * kBf16Rows * kBf16Cols);
     if (cbuf.size() < cNeed) cbuf.resize(cNeed);
     auto cOf = [&](int64_t bl, int64_t q) {
@@ -164,45 +186,57 @@ bool streamedGemm(const float* x, int64_t m, const Bf16WeightRows& w, const Pair
     bool ok = true;
     for (int64_t k0 = 0; k0 < kp; k0 += kKc) {
       const int64_t kc = std::min(kKc, kp - k0), valid = std::min(kc, k - k0);
-      // The tile's weight slices: pair q's two panels at stage + (q - q0) * kc * 32 (+ kc * 16).
-      for (int64_t q = q0; q < q1; ++q) {
+      // Streamed: the tile's weight slices, pair q's two panels at stage + (q - q0) * kc * 32
+      // (+ kc * 16).
+      for (int64_t q = q0; stack && q < q1; ++q) {
         for (int64_t half = 0; half < 2; ++half) {
           const uint16_t* rows[16];
           for (int64_t i = 0; i < 16; ++i) {
             const int64_t g = layout.row(q, half, i);
             if (g < 0) {
               rows[i] = nullptr;
-            } else if (stack.allBf16) {
-              rows[i] = stack.bf16Row(g, k0);
+            } else if (stack->allBf16) {
+              rows[i] = stack->bf16Row(g, k0);
             } else {
               uint16_t* out = rows16.data() + i * kc;
-              ok &= stack.stageRow(g, k0, valid, kc, out, f32.data());
+              ok &= stack->stageRow(g, k0, valid, kc, out, f32.data());
               rows[i] = out;
             }
           }
           const bool finite = stagePanelBf16(rows, valid, kc, stage.data() + (q - q0) * kc * 32 + half * kc * 16);
-          if (stack.allBf16) ok &= finite;  // else checked in f32 by stageRow (a huge f32 may round to a bf16 Inf)
+          if (stack->allBf16) ok &= finite;  // else checked in f32 by stageRow (a huge f32 may round to a bf16 Inf)
         }
       }
-      // While the kernels run, ask for the next K slice of the same rows (BF16 rows read where
-      // they lie: 32 rows x 512 bytes per pair, from memory), a share before each row block, so
-      // that staging it finds the lines in L2 rather than waiting on 32 streams from DRAM.
+      // While the kernels run, ask for the next K slice of the same panels (from memory: 32 rows
+      // x 512 bytes per pair where they lie, or the packed slices), a share before each row
+      // block, so that the next slice's staging or first kernel finds the lines in L2.
       const int64_t nextK0 = k0 + kKc;
+      const bool ahead = nextK0 < kp && (packed || stack->allBf16);
+      const int64_t perPair = packed ? 2 : 32;  // what is prefetched per pair: panels or rows
+      const int64_t lines = !ahead ? 0 : packed ? std::min(kKc, kp - nextK0) / 2 : (std::min(kKc, k - nextK0) * 2 + 63) / 64;
+      const int64_t toFetch = ahead ? (q1 - q0) * perPair : 0;
       int64_t fetched = 0;
-      const int64_t toFetch = stack.allBf16 && nextK0 < kp ? (q1 - q0) * 32 : 0;
-      const int64_t lines = (std::min(kKc, k - nextK0) * 2 + 63) / 64;
       for (int64_t bl = b0; bl < b1; ++bl) {
         for (const int64_t until = toFetch * (bl - b0 + 1) / (b1 - b0); fetched < until; ++fetched) {
-          const int64_t q = q0 + fetched / 32, i = fetched % 32;
-          const int64_t g = layout.row(q, i / 16, i % 16);
-          if (g < 0) continue;
-          const char* p = reinterpret_cast<const char*>(stack.bf16Row(g, nextK0));
+          const int64_t q = q0 + fetched / perPair, i = fetched % perPair;
+          const char* p;
+          if (packed) {
+            p = reinterpret_cast<const char*>(packedSlice(q, i, nextK0));
+          } else {
+            const int64_t g = layout.row(q, i / 16, i % 16);
+            if (g < 0) continue;
+            p = reinterpret_cast<const char*>(stack->bf16Row(g, nextK0));
+          }
           for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(p + l * 64, 0, 2);  // to L2 (prefetcht1)
         }
         const uint16_t* ab = a + bl * kBf16Rows * lda + k0;
         for (int64_t q = q0; q < q1; ++q) {
-          const uint16_t* s = stage.data() + (q - q0) * kc * 32;
-          micro(kc, ab, lda, s, s + kc * 16, cOf(bl, q), k0 > 0);
+          if (packed) {
+            micro(kc, ab, lda, packedSlice(q, 0, k0), packedSlice(q, 1, k0), cOf(bl, q), k0 > 0);
+          } else {
+            const uint16_t* s = stage.data() + (q - q0) * kc * 32;
+            micro(kc, ab, lda, s, s + kc * 16, cOf(bl, q), k0 > 0);
+          }
         }
       }
     }
@@ -234,6 +268,39 @@ bool streamedGemm(const float* x, int64_t m, const Bf16WeightRows& w, const Pair
 
 }  // namespace
 
+void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate, ThreadPool& pool,
+              Bf16Kernel kernel) {
+  const int64_t n = w.rows();
+  if (m <= 0 || n <= 0) return;
+  if (w.cols() <= 0) {
+    if (!accumulate) std::fill(y, y + m * n, 0.0f);
+    return;
+  }
+  PairLayout layout;
+  layout.n = n;
+  PanelSource src;
+  src.packed = &w;
+  tileGemm(x, m, w.cols(), src, layout, y, accumulate, pool, kernel);
+}
+
+void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, float* out, ThreadPool& pool, Bf16Kernel kernel) {
+  const int64_t n = w.rows(), inter = n / 2;
+  if (n % 32 != 0) throw std::invalid_argument("gemmBf16Swiglu: W must hold [gate; up] with a multiple of 16 rows each");
+  if (m <= 0 || inter <= 0) return;
+  if (w.cols() <= 0) {  // silu(0) * 0
+    std::fill(out, out + m * inter, 0.0f);
+    return;
+  }
+  PairLayout layout;
+  layout.gated = true;
+  layout.n = n;
+  layout.inter = inter;
+  layout.swiglu = swigluSpanFn();
+  PanelSource src;
+  src.packed = &w;
+  tileGemm(x, m, w.cols(), src, layout, out, false, pool, kernel);
+}
+
 bool gemmBf16Streamed(const float* x, int64_t m, const Bf16WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
                       Bf16Kernel kernel) {
   const int64_t n = w.rows();
@@ -244,7 +311,10 @@ bool gemmBf16Streamed(const float* x, int64_t m, const Bf16WeightRows& w, float*
   }
   PairLayout layout;
   layout.n = n;
-  return streamedGemm(x, m, w, layout, y, accumulate, pool, kernel);
+  const StackedRows stack(w);
+  PanelSource src;
+  src.rows = &stack;
+  return tileGemm(x, m, w.k, src, layout, y, accumulate, pool, kernel);
 }
 
 bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const Bf16WeightRows& w, float* out, ThreadPool& pool,
@@ -261,7 +331,10 @@ bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const Bf16WeightRows& w, 
   layout.n = n;
   layout.inter = inter;
   layout.swiglu = swigluSpanFn();
-  return streamedGemm(x, m, w, layout, out, false, pool, kernel);
+  const StackedRows stack(w);
+  PanelSource src;
+  src.rows = &stack;
+  return tileGemm(x, m, w.k, src, layout, out, false, pool, kernel);
 }
 
 }  // namespace shortgpt
