@@ -365,6 +365,15 @@ export interface NativeBinding {
   threadPoolForTest(n: number, threads: number, rounds: number, throwInChunk: number, nested: boolean): {
     chunks: Array<[number, number, number]>; visits: Int32Array;
   };
+  /**
+   * Maps bytes [offset, offset + bytes) of `file` as the engine does, truncates the file to
+   * `truncateTo` bytes, reads every mapped byte (`sum`) and reports whether the mapping saw the
+   * file shrink, with the ERR_IO the engine would throw (code, message). A read past the new end
+   * must not end the process (SIGBUS).
+   */
+  mappedTensorShrinkForTest(file: string, offset: number, bytes: number, truncateTo: number): {
+    shrank: boolean; sum: number; code?: string; message?: string;
+  };
   /** The engine's dtype conversion of raw little-endian bytes to f32. */
   convertToF32ForTest(bytes: Uint8Array, dtype: 'F32' | 'F16' | 'BF16'): Float32Array;
   /**

@@ -164,6 +164,10 @@ class HostLayer {
   void willNeed() const {
     for (const auto& m : maps_) m->willNeed();
   }
+  // ERR_IO when a tensor's file shrank while the session copied it (core/map_guard.h).
+  void throwIfShrank() const {
+    for (const auto& m : maps_) m->throwIfShrank();
+  }
 
  private:
   void put(const LayerRefs& w, const char* role, ShortGptCudaTensor& slot) {
@@ -284,6 +288,8 @@ class CudaBackend final : public Backend {
       CancelWatch watch(api_, session_, ctl);
       check(api_->sessionForwardLayer(session_, layer.get(), upcoming ? upcoming->get() : nullptr, &st));
     }
+    layer.throwIfShrank();
+    if (upcoming) upcoming->throwIfShrank();
     ctl.checkCancelled();
     LayerStats out;
     out.tokens = static_cast<int64_t>(st.tokens);

@@ -14,7 +14,10 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include "core/dtype.h"
+#include "core/weights_io.h"
 #include "core/thread_pool.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_bf16.h"
@@ -240,6 +243,39 @@ Napi::Value GemmBf16StreamedForTest(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// mappedTensorShrinkForTest(file, offset, bytes, truncateTo): {shrank, sum, code?, message?}
+// Maps bytes [offset, offset + bytes) of `file` as MappedTensor does, truncates the file to
+// truncateTo bytes, then reads every mapped byte (their sum) and asks the tensor whether it
+// shrank (core/map_guard.h): without the guard, the read past the new end is a SIGBUS.
+Napi::Value MappedTensorShrinkForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsString()) throwType(env, "mappedTensorShrinkForTest(file, offset, bytes, truncateTo)");
+  TensorRef ref;
+  ref.file = info[0].As<Napi::String>().Utf8Value();
+  ref.name = "test";
+  ref.offset = intArg(info, 1, "offset", 0, int64_t{1} << 40);
+  ref.dtype = DType::BF16;
+  ref.shape = {intArg(info, 2, "bytes", 2, int64_t{1} << 34) / 2};
+  const int64_t truncateTo = intArg(info, 3, "truncateTo", 0, int64_t{1} << 40);
+  Napi::Object out = Napi::Object::New(env);
+  guarded(env, "mappedTensorShrinkForTest", [&] {
+    MappedTensor map(ref);
+    if (::truncate(ref.file.c_str(), static_cast<off_t>(truncateTo)) != 0) throw std::runtime_error("truncate failed");
+    const volatile uint8_t* bytes = static_cast<const uint8_t*>(map.data());
+    double sum = 0;
+    for (int64_t i = 0; i < map.byteLength(); ++i) sum += bytes[i];
+    out.Set("shrank", Napi::Boolean::New(env, map.shrank()));
+    out.Set("sum", Napi::Number::New(env, sum));
+    try {
+      map.throwIfShrank();
+    } catch (const EngineError& e) {
+      out.Set("code", Napi::String::New(env, e.code()));
+      out.Set("message", Napi::String::New(env, e.what()));
+    }
+  });
+  return out;
+}
+
 // convertToF32ForTest(bytes: Uint8Array, dtype): Float32Array
 Napi::Value ConvertToF32ForTest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -380,6 +416,7 @@ Napi::Value ThreadPoolForTest(const Napi::CallbackInfo& info) {
 void registerKernelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmForTest", Napi::Function::New(env, GemmForTest, "gemmForTest"));
   exports.Set("gemmBf16ForTest", Napi::Function::New(env, GemmBf16ForTest, "gemmBf16ForTest"));
+  exports.Set("mappedTensorShrinkForTest", Napi::Function::New(env, MappedTensorShrinkForTest, "mappedTensorShrinkForTest"));
   exports.Set("gemmBf16StreamedForTest", Napi::Function::New(env, GemmBf16StreamedForTest, "gemmBf16StreamedForTest"));
   exports.Set("convertToF32ForTest", Napi::Function::New(env, ConvertToF32ForTest, "convertToF32ForTest"));
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/finite.h"
+#include "core/map_guard.h"
 
 namespace shortgpt {
 
@@ -61,7 +62,7 @@ void TensorReader::read(int64_t byteBegin, int64_t byteCount, void* dst) const {
   }
 }
 
-MappedTensor::MappedTensor(const TensorRef& ref) : bytes_(ref.byteLength()) {
+MappedTensor::MappedTensor(const TensorRef& ref) : ref_(ref), bytes_(ref.byteLength()) {
   static const uint8_t kEmpty = 0;
   data_ = &kEmpty;  // a valid pointer for an empty tensor (null means "absent" to some callers)
   if (bytes_ <= 0) return;
@@ -76,6 +77,7 @@ MappedTensor::MappedTensor(const TensorRef& ref) : bytes_(ref.byteLength()) {
     if (m != MAP_FAILED) {
       map_ = m;
       mapBytes_ = len;
+      guard_ = guardMapping(map_, mapBytes_);
       data_ = static_cast<const uint8_t*>(m) + (ref.offset - start);
       ::madvise(map_, mapBytes_, MADV_SEQUENTIAL);
       return;
@@ -87,7 +89,17 @@ MappedTensor::MappedTensor(const TensorRef& ref) : bytes_(ref.byteLength()) {
 }
 
 MappedTensor::~MappedTensor() {
+  unguardMapping(guard_);
   if (map_) ::munmap(map_, mapBytes_);
+}
+
+bool MappedTensor::shrank() const { return mappingShrank(guard_); }
+
+void MappedTensor::throwIfShrank() const {
+  if (shrank()) {
+    throw EngineError("ERR_IO", where(ref_) + ": the file became shorter while it was being read (was the checkpoint "
+                                              "overwritten during the run?)");
+  }
 }
 
 void MappedTensor::willNeed() const {

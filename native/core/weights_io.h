@@ -23,12 +23,14 @@ class TensorReader {
   int fd_ = -1;
 };
 
-// A tensor's bytes mapped read-only from its file (mmap), for consumers that copy them once (the
-// CUDA backend's pinned staging): pages are read from disk only when touched, so a layer that
+// A tensor's bytes mapped read-only from its file (mmap), for consumers that read them once (the
+// CUDA backend's pinned staging, fast mode's streamed GEMM on the CPU): pages are read from disk only when touched, so a layer that
 // turns out to be on the device already costs no read, and willNeed() starts the read-ahead of
 // a layer that will be copied soon, in the background. Falls back to reading the bytes (pread)
 // when the file cannot be mapped. Throws ERR_IO like TensorReader (missing file, tensor past
-// the end of the file). The file must not shrink while mapped (SIGBUS).
+// the end of the file). A file that shrinks while mapped does not end the process (SIGBUS):
+// the pages past its new end read as zeros and shrank() turns true (core/map_guard.h); callers
+// check it after reading and report ERR_IO (throwIfShrank).
 class MappedTensor {
  public:
   explicit MappedTensor(const TensorRef& ref);
@@ -40,10 +42,16 @@ class MappedTensor {
   int64_t byteLength() const { return bytes_; }
   bool mapped() const { return map_ != nullptr; }
   void willNeed() const;
+  // Whether a read found the file shorter than when it was mapped (then zeros were read).
+  bool shrank() const;
+  // Throws ERR_IO naming the tensor and file when shrank().
+  void throwIfShrank() const;
 
  private:
+  TensorRef ref_;
   void* map_ = nullptr;
   size_t mapBytes_ = 0;
+  int guard_ = -1;  // map_guard.h slot
   const void* data_ = nullptr;
   int64_t bytes_ = 0;
   std::vector<uint8_t> copy_;  // the fallback

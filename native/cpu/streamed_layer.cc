@@ -28,11 +28,19 @@ void StreamedLayer::release() {
 }
 
 void StreamedLayer::gemm(int part, const float* x, int64_t m, float* y, bool accumulate, ThreadPool& pool) const {
-  if (!gemmBf16Streamed(x, m, rows_[part], y, accumulate, pool)) throwFirstNonFinite(part);
+  const bool finite = gemmBf16Streamed(x, m, rows_[part], y, accumulate, pool);
+  checkRead(part, finite);
 }
 
 void StreamedLayer::gemmSwiglu(const float* x, int64_t m, float* act, ThreadPool& pool) const {
-  if (!gemmBf16StreamedSwiglu(x, m, rows_[2], act, pool)) throwFirstNonFinite(2);
+  const bool finite = gemmBf16StreamedSwiglu(x, m, rows_[2], act, pool);
+  checkRead(2, finite);
+}
+
+void StreamedLayer::checkRead(int part, bool finite) const {
+  // A file that shrank under its mapping read as zeros (core/map_guard.h): that comes first.
+  for (const auto& map : maps_[part]) map->throwIfShrank();
+  if (!finite) throwFirstNonFinite(part);
 }
 
 void StreamedLayer::throwFirstNonFinite(int part) const {

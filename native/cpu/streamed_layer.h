@@ -34,6 +34,9 @@ class StreamedLayer {
   void gemmSwiglu(const float* x, int64_t m, float* act, ThreadPool& pool) const;
 
  private:
+  // After a GEMM on part `part`: ERR_IO if a file shrank under its mapping, else
+  // ERR_NONFINITE_WEIGHT when `finite` is false.
+  void checkRead(int part, bool finite) const;
   [[noreturn]] void throwFirstNonFinite(int part) const;
   std::vector<std::unique_ptr<MappedTensor>> maps_[kLayerParts];
   std::vector<TensorRef> refs_[kLayerParts];
