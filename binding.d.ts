@@ -348,6 +348,15 @@ export interface NativeBinding {
     n: number, k: number, threads: number, kernel: 'auto' | 'amx-bf16' | 'avx512-bf16', y0?: Float32Array,
   ): Float32Array;
   /**
+   * As gemmForTest with W read where it lies, packed slice by slice as the tiles need it (exact
+   * mode's path for checkpoint weights met by one batch), W's rows split into stacked parts of
+   * `partRows` rows (default: one part). `finite` is false when a weight value read was NaN or Inf.
+   */
+  gemmStreamedForTest(
+    x: Float32Array, m: number, w: Uint8Array, dtype: 'F32' | 'F16' | 'BF16',
+    n: number, k: number, threads: number, portable?: boolean, y0?: Float32Array, partRows?: number[],
+  ): { y: Float32Array; finite: boolean };
+  /**
    * As gemmBf16ForTest with W read where it lies, packed slice by slice as the tiles need it (fast
    * mode's path for checkpoint weights), W's rows split into stacked parts of `partRows` rows
    * (default: one part). `finite` is false when a weight value read was NaN or Inf.

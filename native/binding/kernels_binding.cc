@@ -167,6 +167,10 @@ Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// gemmStreamedForTest(x, m, w, dtype, n, k, threads, portable?, y0?, partRows?): {y, finite}
+// Exact mode's GEMM with W read where it lies (gemmStreamed), otherwise as gemmForTest.
+Napi::Value GemmStreamedForTest(const Napi::CallbackInfo& info);
+
 // Argument 7 of gemmBf16ForTest / gemmBf16StreamedForTest: 'auto', 'amx-bf16' or 'avx512-bf16'.
 // A kernel this CPU cannot run throws an Error with code ERR_PRECISION_UNAVAILABLE.
 Bf16Kernel bf16KernelArg(const Napi::CallbackInfo& info, const char* fn) {
@@ -201,15 +205,10 @@ Napi::Value GemmBf16ForTest(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// gemmBf16StreamedForTest(x, m, w, dtype, n, k, threads, kernel, y0?, partRows?): {y, finite}
-// The same product with W read where it lies (gemmBf16Streamed), W's rows split into stacked
-// parts of partRows[i] rows (summing to n; default one part); finite is false when a weight read
-// was NaN or Inf.
-Napi::Value GemmBf16StreamedForTest(const Napi::CallbackInfo& info) {
+// Argument 9 of the streamed GEMM tests: W's rows split into stacked parts of partRows[i] rows
+// (summing to n); default one part.
+std::vector<int64_t> partRowsArg(const Napi::CallbackInfo& info, int64_t n) {
   Napi::Env env = info.Env();
-  GemmTestArgs a = gemmTestArgs(info);
-  const Bf16Kernel kernel = bf16KernelArg(info, "gemmBf16StreamedForTest");
-  Napi::Float32Array y = gemmTestOutput(info, a);
   std::vector<int64_t> partRows;
   if (info.Length() > 9 && !info[9].IsUndefined()) {
     if (!info[9].IsArray()) throwType(env, "partRows must be an array of row counts");
@@ -221,21 +220,61 @@ Napi::Value GemmBf16StreamedForTest(const Napi::CallbackInfo& info) {
       partRows.push_back(v.As<Napi::Number>().Int64Value());
       sum += partRows.back();
     }
-    if (sum != a.n) throwRange(env, "partRows sum to " + std::to_string(sum) + ", n = " + std::to_string(a.n));
+    if (sum != n) throwRange(env, "partRows sum to " + std::to_string(sum) + ", n = " + std::to_string(n));
   } else {
-    partRows.push_back(a.n);
+    partRows.push_back(n);
   }
+  return partRows;
+}
+
+// The test's W as stacked parts read where they lie (cpu/weight_rows.h).
+WeightRows stackedRows(const GemmTestArgs& a, const std::vector<int64_t>& partRows) {
+  WeightRows w;
+  w.k = a.k;
+  int64_t row = 0;
+  for (const int64_t rows : partRows) {
+    w.parts.push_back({a.w() + static_cast<size_t>(row * a.k) * dtypeSize(a.dtype), a.dtype, rows});
+    row += rows;
+  }
+  return w;
+}
+
+// gemmBf16StreamedForTest(x, m, w, dtype, n, k, threads, kernel, y0?, partRows?): {y, finite}
+// The same product with W read where it lies (gemmBf16Streamed), W's rows split into stacked
+// parts of partRows[i] rows (summing to n; default one part); finite is false when a weight read
+// was NaN or Inf.
+Napi::Value GemmBf16StreamedForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  GemmTestArgs a = gemmTestArgs(info);
+  const Bf16Kernel kernel = bf16KernelArg(info, "gemmBf16StreamedForTest");
+  Napi::Float32Array y = gemmTestOutput(info, a);
+  const std::vector<int64_t> partRows = partRowsArg(info, a.n);
   bool finite = true;
   guarded(env, "gemmBf16StreamedForTest", [&] {
     ThreadPool pool(a.threads);
-    Bf16WeightRows w;
-    w.k = a.k;
-    int64_t row = 0;
-    for (const int64_t rows : partRows) {
-      w.parts.push_back({a.w() + static_cast<size_t>(row * a.k) * dtypeSize(a.dtype), a.dtype, rows});
-      row += rows;
-    }
-    finite = gemmBf16Streamed(a.x(), a.m, w, y.Data(), a.accumulate, pool, kernel);
+    finite = gemmBf16Streamed(a.x(), a.m, stackedRows(a, partRows), y.Data(), a.accumulate, pool, kernel);
+  });
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("y", y);
+  out.Set("finite", Napi::Boolean::New(env, finite));
+  return out;
+}
+
+Napi::Value GemmStreamedForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  GemmTestArgs a = gemmTestArgs(info);
+  bool portable = false;
+  if (info.Length() > 7 && !info[7].IsUndefined()) {
+    if (!info[7].IsBoolean()) throwType(env, "portable must be a boolean");
+    portable = info[7].As<Napi::Boolean>().Value();
+  }
+  Napi::Float32Array y = gemmTestOutput(info, a);
+  const std::vector<int64_t> partRows = partRowsArg(info, a.n);
+  bool finite = true;
+  guarded(env, "gemmStreamedForTest", [&] {
+    ThreadPool pool(a.threads);
+    finite = gemmStreamed(a.x(), a.m, stackedRows(a, partRows), y.Data(), a.accumulate, pool,
+                          portable ? GemmKernel::Portable : GemmKernel::Auto);
   });
   Napi::Object out = Napi::Object::New(env);
   out.Set("y", y);
@@ -416,6 +455,7 @@ Napi::Value ThreadPoolForTest(const Napi::CallbackInfo& info) {
 void registerKernelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmForTest", Napi::Function::New(env, GemmForTest, "gemmForTest"));
   exports.Set("gemmBf16ForTest", Napi::Function::New(env, GemmBf16ForTest, "gemmBf16ForTest"));
+  exports.Set("gemmStreamedForTest", Napi::Function::New(env, GemmStreamedForTest, "gemmStreamedForTest"));
   exports.Set("mappedTensorShrinkForTest", Napi::Function::New(env, MappedTensorShrinkForTest, "mappedTensorShrinkForTest"));
   exports.Set("gemmBf16StreamedForTest", Napi::Function::New(env, GemmBf16StreamedForTest, "gemmBf16StreamedForTest"));
   exports.Set("convertToF32ForTest", Napi::Function::New(env, ConvertToF32ForTest, "convertToF32ForTest"));

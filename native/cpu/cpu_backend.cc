@@ -282,18 +282,20 @@ class CpuBackend final : public Backend {
     // SHORTGPT_PREFETCH=1 / =0 (read when the session is created) forces it on / off.
     prefetchIdle_ = static_cast<unsigned>(pool_.threads()) >= std::max(1u, std::thread::hardware_concurrency());
     prefetchEnabled_ = !prefetchIdle_;
-    // Fast mode's weights: read where they lie (streamed_layer.h) or packed per layer. Streaming
+    // A layer's weights: read where they lie (streamed_layer.h) or packed per layer. Streaming
     // saves the packing pass and its memory when a layer's weights meet one batch of rows; with
-    // several batches each GEMM call would stage them again, and packing once wins (measured:
-    // Llama-3.2-1B's shape, 512 tokens: streamed +20-25%; 4 batches of 1024: packed ~5% ahead).
-    // SHORTGPT_BF16_STAGE=packed|streamed (read per session) forces either, to compare.
+    // several batches each GEMM call would stage them again, and packing once wins (measured,
+    // fast mode on Llama-3.2-1B's shape: 512 tokens, streamed +13-25%; 2 batches of 1024 level;
+    // 4 batches, packed ~5% ahead). SHORTGPT_WEIGHT_STAGE=packed|streamed (read per session)
+    // forces either, to compare.
     // SHORTGPT_BF16_FUSE_SWIGLU=0 (read per session) stores gate|up and runs swiglu() after, to
     // test that the fused store gives the same bits.
     const char* fuse = std::getenv("SHORTGPT_BF16_FUSE_SWIGLU");
     fuseSwiglu_ = !(fuse && std::strcmp(fuse, "0") == 0);
-    const char* stage = std::getenv("SHORTGPT_BF16_STAGE");
-    bf16Stage_ = stage && std::strcmp(stage, "packed") == 0 ? Stage::Packed
-                 : stage && std::strcmp(stage, "streamed") == 0 ? Stage::Streamed : Stage::Auto;
+    const char* stage = std::getenv("SHORTGPT_WEIGHT_STAGE");
+    stage_ = stage && std::strcmp(stage, "packed") == 0 ? Stage::Packed
+             : stage && std::strcmp(stage, "streamed") == 0 ? Stage::Streamed : Stage::Auto;
+    streamed_.bf16 = bf16_;
     if (const char* v = std::getenv("SHORTGPT_PREFETCH"); v && *v) prefetchEnabled_ = std::strcmp(v, "0") != 0;
     if (const char* d = std::getenv("SHORTGPT_PREFETCH_DELAY_MS"); d && *d) prefetchDelayMs_ = std::max<int64_t>(0, std::atoll(d));
   }
@@ -365,7 +367,7 @@ class CpuBackend final : public Backend {
     if (moe) moe_.load(spec_, w, bf16_, pool_);
     // The four projections' GEMMs, in the session's precision (0: q|k|v, 1: o, 2: gate|up, 3: down).
     auto project = [&](int which, const float* in, int64_t rows, float* out, bool accumulate) {
-      if (streamBf16_) {
+      if (stream_) {
         streamed_.gemm(which, in, rows, out, accumulate, pool_);
       } else if (bf16_) {
         const PackedWeightBf16* ws[] = {&qkvB_, &oB_, &guB_, &downB_};
@@ -472,8 +474,8 @@ class CpuBackend final : public Backend {
       if (moe) {
         moe_.forward(x, rows, delta, pool_);
       } else {
-        if (bf16_ && fuseSwiglu_ && !gemma && (streamBf16_ || I % 16 == 0)) {  // SwiGLU applied as gate|up is stored
-          if (streamBf16_) {
+        if (bf16_ && fuseSwiglu_ && !gemma && (stream_ || I % 16 == 0)) {  // SwiGLU applied as gate|up is stored
+          if (stream_) {
             streamed_.gemmSwiglu(post ? mid : x, rows, act, pool_);
           } else {
             gemmBf16Swiglu(post ? mid : x, rows, guB_, act, pool_);
@@ -826,8 +828,8 @@ class CpuBackend final : public Backend {
 
   // This layer's weights into qkvW_.. (f32) or qkvB_.. (bf16), then the next layer's prefetch.
   void loadLayerWeights(const LayerRefs& w) {
-    streamBf16_ = bf16_ && (bf16Stage_ == Stage::Streamed || (bf16Stage_ == Stage::Auto && batches_.size() == 1));
-    if (streamBf16_) {  // fast mode: mapped, packed tile by tile by the GEMMs (streamed_layer.h)
+    stream_ = stage_ == Stage::Streamed || (stage_ == Stage::Auto && batches_.size() == 1);
+    if (stream_) {  // mapped, packed tile by tile by the GEMMs (streamed_layer.h)
       if (prefetchThread_.joinable()) dropPrefetch();
       streamed_.map(spec_, w);
       if (next_) adviseWillNeed(*next_);
@@ -1087,10 +1089,10 @@ class CpuBackend final : public Backend {
   std::vector<float> kt_;  // attention's transposed keys, [kvHeads, headDim, padded batch rows]
   // The current layer's packed weights (storage reused layer after layer: no fresh page faults).
   PackedWeight qkvW_, oW_, guW_, downW_;
-  PackedWeightBf16 qkvB_, oB_, guB_, downB_;  // the same in fast mode with SHORTGPT_BF16_STAGE=packed
+  PackedWeightBf16 qkvB_, oB_, guB_, downB_;  // the same in fast mode
   enum class Stage { Auto, Packed, Streamed };
-  Stage bf16Stage_ = Stage::Auto;
-  bool streamBf16_ = false;                    // this layer's weights read where they lie (fast mode)
+  Stage stage_ = Stage::Auto;
+  bool stream_ = false;                        // this layer's weights read where they lie (streamed_)
   bool fuseSwiglu_ = true;                     // fast mode: SwiGLU fused into the gate|up GEMM's store
   StreamedLayer streamed_;
   // The prefetch (loadLayerWeights): the next layer's packed weights, packed by prefetchThread_

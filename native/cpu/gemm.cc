@@ -39,7 +39,7 @@ namespace {
 
 // Block sizes, measured on Zen 5 (48 KiB L1d, 1 MiB L2): KC 128..384 and MC 96..192 all land
 // within a few percent of each other; these sit in the middle.
-constexpr int64_t kKC = 256;  // K slice: a 256 x 16 panel slice is 16 KiB (a pair, 32 KiB) of L1
+constexpr int64_t kKC = kGemmKC;
 constexpr int64_t kMC = 96;   // rows per tile: a 96 x 256 stripe of X is 96 KiB of L2
 constexpr int64_t kPanelsPerTile = 16;  // at most 256 output columns per tile
 
@@ -258,6 +258,30 @@ void freePackedStorage(void* p, size_t bytes) {
   }
 }
 
+GemmKernels gemmKernels(GemmKernel kernel) {
+  GemmKernels k{gemmMicroKernelPortable, nullptr};
+#if defined(SHORTGPT_X86)
+  const GemmKernel chosen = resolve(kernel);
+  if (chosen == GemmKernel::Avx2 || chosen == GemmKernel::Avx512) k.micro = gemmMicroKernelAvx2;
+  if (chosen == GemmKernel::Avx512) k.pair = gemmPairKernelAvx512;
+#else
+  (void)kernel;  // only the portable kernel exists here
+#endif
+  return k;
+}
+
+void transposeToPanel(const float* rows, int64_t ld, int64_t kb, float* block) {
+#if defined(SHORTGPT_X86)
+  if (cpuFeatures().avx2 && cpuFeatures().fma && useAvx2Kernels()) {
+    transposeToPanelAvx2(rows, ld, kb, block);
+    return;
+  }
+#endif
+  for (int64_t kk = 0; kk < kb; ++kk) {
+    for (int c = 0; c < kGemmNR; ++c) block[kk * kGemmNR + c] = rows[c * ld + kk];
+  }
+}
+
 const char* gemmKernelName() {
   switch (resolve(GemmKernel::Auto)) {
     case GemmKernel::Avx512: return "avx512";
@@ -371,15 +395,9 @@ void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, bool accum
     if (!accumulate) std::fill(y, y + m * n, 0.0f);
     return;
   }
-  GemmMicroKernel micro = gemmMicroKernelPortable;
-  GemmPairKernel pair = nullptr;  // two panels per call where available
-#if defined(SHORTGPT_X86)
-  const GemmKernel chosen = resolve(kernel);
-  if (chosen == GemmKernel::Avx2 || chosen == GemmKernel::Avx512) micro = gemmMicroKernelAvx2;
-  if (chosen == GemmKernel::Avx512) pair = gemmPairKernelAvx512;
-#else
-  (void)kernel;  // only the portable kernel exists here
-#endif
+  const GemmKernels kernels = gemmKernels(kernel);
+  const GemmMicroKernel micro = kernels.micro;
+  const GemmPairKernel pair = kernels.pair;  // two panels per call where available
   const float* packed = w.data_.data();
   const int64_t panels = ceilDiv(n, kGemmNR);
   const int64_t microRows = ceilDiv(m, kGemmMR);

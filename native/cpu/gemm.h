@@ -13,6 +13,7 @@
 
 #include "core/dtype.h"
 #include "core/thread_pool.h"
+#include "cpu/weight_rows.h"
 
 namespace shortgpt {
 
@@ -94,5 +95,13 @@ void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, bool accum
 // The same with a chosen micro-kernel (tests and benchmarks).
 void gemm(const float* x, int64_t m, const PackedWeight& w, float* y, bool accumulate, ThreadPool& pool,
           GemmKernel kernel);
+
+// The same product on a weight read where it lies (cpu/weight_rows.h: checkpoint tensors mapped
+// from their files), packed slice by slice as the tiles need it (gemm_streamed.cc), with no
+// weight-sized packed copy. Bit-identical to gemm() on PackedWeight::pack of the same rows.
+// Returns false when a weight value it read was NaN or +-Inf (Y then holds garbage): the caller
+// finds the first one in order and reports it, as packing would.
+bool gemmStreamed(const float* x, int64_t m, const WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
+                  GemmKernel kernel = GemmKernel::Auto);
 
 }  // namespace shortgpt

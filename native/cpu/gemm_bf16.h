@@ -19,6 +19,7 @@
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 #include "cpu/gemm.h"
+#include "cpu/weight_rows.h"
 
 namespace shortgpt {
 
@@ -85,36 +86,19 @@ void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bo
 void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, float* out, ThreadPool& pool,
                     Bf16Kernel kernel = Bf16Kernel::Auto);
 
-// A weight [N, K] read where it lies (a checkpoint tensor mapped from its file), as one or more
-// row-major tensors [n_i, K] stacked along rows (q;k;v, gate;up), in any dtype the engine reads.
-// gemmBf16Streamed packs it as it goes: each tile converts the K slice of the 32 weight rows it is
-// about to use into the pair layout in a buffer of its own (L1-sized), so a layer's weights are
-// never packed into a layer-sized buffer first: no pass that reads the tensors and writes them
-// again before the GEMM, no memory for a packed copy. The slices are those of PackedWeightBf16
-// (same rounding, same zero padding), so results are bit-identical to gemmBf16 on the packed
-// weight, for any thread count.
-struct Bf16WeightRows {
-  struct Part {
-    const void* data;  // rows of K values of `dtype`, row-major
-    DType dtype;
-    int64_t rows;
-  };
-  std::vector<Part> parts;
-  int64_t k = 0;
-  int64_t rows() const {
-    int64_t n = 0;
-    for (const Part& p : parts) n += p.rows;
-    return n;
-  }
-};
-
+// gemmBf16Streamed: the same product on a weight read where it lies (cpu/weight_rows.h), packed
+// as it goes: each tile converts the K slice of the 32 weight rows it is about to use into the
+// pair layout in a buffer of its own (L1-sized), so the weight is never packed into a
+// weight-sized buffer first: no pass that reads the tensors and writes them again before the
+// GEMM, no memory for a packed copy. The slices are those of PackedWeightBf16 (same rounding,
+// same zero padding), so results are bit-identical to gemmBf16 on the packed weight.
 // Y (+)= X * W^T as gemmBf16. Returns false when some weight value it read was NaN or +-Inf
 // (Y then holds garbage): the caller finds the first one in order and reports it, as packing would.
-bool gemmBf16Streamed(const float* x, int64_t m, const Bf16WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
+bool gemmBf16Streamed(const float* x, int64_t m, const WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
                       Bf16Kernel kernel = Bf16Kernel::Auto);
 
 // gemmBf16Swiglu on a weight read where it lies (any inter).
-bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const Bf16WeightRows& w, float* out, ThreadPool& pool,
+bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const WeightRows& w, float* out, ThreadPool& pool,
                             Bf16Kernel kernel = Bf16Kernel::Auto);
 
 }  // namespace shortgpt

@@ -69,44 +69,18 @@ bool bf16RowFinite(const uint16_t* v, int64_t n) {
   return bad == 0;
 }
 
-// Where each stacked part starts, and a row's part.
-struct StackedRows {
-  const Bf16WeightRows& w;
-  std::vector<int64_t> begins;
-  bool allBf16 = true;
-  explicit StackedRows(const Bf16WeightRows& weight) : w(weight) {
-    int64_t n = 0;
-    for (const Bf16WeightRows::Part& p : w.parts) {
-      begins.push_back(n);
-      n += p.rows;
-      allBf16 = allBf16 && p.dtype == DType::BF16;
-    }
+// Row g of the stack, K values [k0, k0 + valid), as bf16 into out[0, kc) (zeros past valid).
+// Returns false when a value is NaN or +-Inf. `f32` is kc floats of scratch.
+bool stageRowBf16(const StackedRows& stack, int64_t g, int64_t k0, int64_t valid, int64_t kc, uint16_t* out, float* f32) {
+  if (stack.dtype(g) == DType::BF16) {
+    std::memcpy(out, stack.row(g, k0), static_cast<size_t>(valid) * sizeof(uint16_t));  // any alignment
+    std::fill(out + valid, out + kc, uint16_t{0});
+    return bf16RowFinite(out, valid);
   }
-  // Row `g`'s K values from k0 on, where they lie (all parts BF16).
-  const uint16_t* bf16Row(int64_t g, int64_t k0) const {
-    size_t pi = 0;
-    while (pi + 1 < begins.size() && g >= begins[pi + 1]) ++pi;
-    return static_cast<const uint16_t*>(w.parts[pi].data) + (g - begins[pi]) * w.k + k0;
-  }
-  // Row `g` of the stack, K values [k0, k0 + valid), as bf16 into out[0, kc) (zeros past valid).
-  // Returns false when a value is NaN or +-Inf. `f32` is kc floats of scratch.
-  bool stageRow(int64_t g, int64_t k0, int64_t valid, int64_t kc, uint16_t* out, float* f32) const {
-    size_t pi = 0;
-    while (pi + 1 < begins.size() && g >= begins[pi + 1]) ++pi;
-    const Bf16WeightRows::Part& p = w.parts[pi];
-    const size_t elem = dtypeSize(p.dtype);
-    const uint8_t* src = static_cast<const uint8_t*>(p.data) + static_cast<size_t>((g - begins[pi]) * w.k + k0) * elem;
-    if (p.dtype == DType::BF16) {
-      std::memcpy(out, src, static_cast<size_t>(valid) * sizeof(uint16_t));  // any alignment
-      std::fill(out + valid, out + kc, uint16_t{0});
-      return bf16RowFinite(out, valid);
-    }
-    converterToF32(p.dtype)(src, f32, static_cast<size_t>(valid));  // copies: the file's f32 may be unaligned
-    const bool finite = allFinite(f32, valid);
-    convertRowsBf16(f32, valid, 1, valid, kc, out);
-    return finite;
-  }
-};
+  const bool finite = stack.rowF32(g, k0, valid, f32);  // copies: the file's f32 may be unaligned
+  convertRowsBf16(f32, valid, 1, valid, kc, out);
+  return finite;
+}
 
 }  // namespace
 
@@ -195,23 +169,23 @@ bool tileGemm(const float* x, int64_t m, int64_t k, const PanelSource& src, cons
             const int64_t g = layout.row(q, half, i);
             if (g < 0) {
               rows[i] = nullptr;
-            } else if (stack->allBf16) {
-              rows[i] = stack->bf16Row(g, k0);
+            } else if (stack->allBf16()) {
+              rows[i] = reinterpret_cast<const uint16_t*>(stack->row(g, k0));
             } else {
               uint16_t* out = rows16.data() + i * kc;
-              ok &= stack->stageRow(g, k0, valid, kc, out, f32.data());
+              ok &= stageRowBf16(*stack, g, k0, valid, kc, out, f32.data());
               rows[i] = out;
             }
           }
           const bool finite = stagePanelBf16(rows, valid, kc, stage.data() + (q - q0) * kc * 32 + half * kc * 16);
-          if (stack->allBf16) ok &= finite;  // else checked in f32 by stageRow (a huge f32 may round to a bf16 Inf)
+          if (stack->allBf16()) ok &= finite;  // else checked in f32 by stageRow (a huge f32 may round to a bf16 Inf)
         }
       }
       // While the kernels run, ask for the next K slice of the same panels (from memory: 32 rows
       // x 512 bytes per pair where they lie, or the packed slices), a share before each row
       // block, so that the next slice's staging or first kernel finds the lines in L2.
       const int64_t nextK0 = k0 + kKc;
-      const bool ahead = nextK0 < kp && (packed || stack->allBf16);
+      const bool ahead = nextK0 < kp && (packed || stack->allBf16());
       const int64_t perPair = packed ? 2 : 32;  // what is prefetched per pair: panels or rows
       const int64_t lines = !ahead ? 0 : packed ? std::min(kKc, kp - nextK0) / 2 : (std::min(kKc, k - nextK0) * 2 + 63) / 64;
       const int64_t toFetch = ahead ? (q1 - q0) * perPair : 0;
@@ -225,7 +199,7 @@ bool tileGemm(const float* x, int64_t m, int64_t k, const PanelSource& src, cons
           } else {
             const int64_t g = layout.row(q, i / 16, i % 16);
             if (g < 0) continue;
-            p = reinterpret_cast<const char*>(stack->bf16Row(g, nextK0));
+            p = reinterpret_cast<const char*>(stack->row(g, nextK0));
           }
           for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(p + l * 64, 0, 2);  // to L2 (prefetcht1)
         }
@@ -301,7 +275,7 @@ void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, float*
   tileGemm(x, m, w.cols(), src, layout, out, false, pool, kernel);
 }
 
-bool gemmBf16Streamed(const float* x, int64_t m, const Bf16WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
+bool gemmBf16Streamed(const float* x, int64_t m, const WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
                       Bf16Kernel kernel) {
   const int64_t n = w.rows();
   if (m <= 0 || n <= 0) return true;
@@ -317,7 +291,7 @@ bool gemmBf16Streamed(const float* x, int64_t m, const Bf16WeightRows& w, float*
   return tileGemm(x, m, w.k, src, layout, y, accumulate, pool, kernel);
 }
 
-bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const Bf16WeightRows& w, float* out, ThreadPool& pool,
+bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const WeightRows& w, float* out, ThreadPool& pool,
                             Bf16Kernel kernel) {
   const int64_t n = w.rows(), inter = n / 2;
   if (n % 2 != 0) throw std::invalid_argument("gemmBf16StreamedSwiglu: W must hold [gate; up], an even number of rows");

@@ -16,6 +16,9 @@ namespace shortgpt {
 
 constexpr int kGemmMR = 6;   // rows of A per micro-tile: 6 x 2 ymm accumulators = 12 registers
 constexpr int kGemmNR = 16;  // columns per packed panel: two 8-float ymm vectors
+// K slice: a 256 x 16 panel slice is 16 KiB (a pair, 32 KiB) of L1. Each slice's sum is added
+// into Y in turn, so every driver (gemm.cc, gemm_streamed.cc) slices K the same way.
+constexpr int64_t kGemmKC = 256;
 
 using GemmMicroKernel = void (*)(int mr, int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                                  int64_t ldc, int nr, bool add);
@@ -24,6 +27,18 @@ using GemmMicroKernel = void (*)(int mr, int64_t kc, const float* a, int64_t lda
 // full panel), columns 16..16+nr1-1 from b1; otherwise the same contract.
 using GemmPairKernel = void (*)(int mr, int64_t kc, const float* a, int64_t lda, const float* b0, const float* b1,
                                 float* c, int64_t ldc, int nr1, bool add);
+
+// The kernels a GemmKernel choice resolves to on this CPU (gemm.cc): pair is null where there is
+// no two-panel kernel. Declared, not included: kernel files include this header under target flags.
+enum class GemmKernel;
+struct GemmKernels {
+  GemmMicroKernel micro;
+  GemmPairKernel pair;
+};
+GemmKernels gemmKernels(GemmKernel kernel);
+// block[kk * 16 + r] = rows[r * ld + kk] for r < 16, kk < kb (block 32-byte aligned), with the
+// AVX2 transpose where the CPU has it (gemm.cc).
+void transposeToPanel(const float* rows, int64_t ld, int64_t kb, float* block);
 
 #if defined(SHORTGPT_X86)
 void gemmMicroKernelAvx2(int mr, int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,

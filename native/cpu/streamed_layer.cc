@@ -21,14 +21,15 @@ void StreamedLayer::map(const ModelSpec& spec, const LayerRefs& w) {
 
 void StreamedLayer::release() {
   for (int part = 0; part < kLayerParts; ++part) {
-    rows_[part] = Bf16WeightRows();
+    rows_[part] = WeightRows();
     refs_[part].clear();
     maps_[part].clear();
   }
 }
 
 void StreamedLayer::gemm(int part, const float* x, int64_t m, float* y, bool accumulate, ThreadPool& pool) const {
-  const bool finite = gemmBf16Streamed(x, m, rows_[part], y, accumulate, pool);
+  const bool finite = bf16 ? gemmBf16Streamed(x, m, rows_[part], y, accumulate, pool)
+                            : gemmStreamed(x, m, rows_[part], y, accumulate, pool);
   checkRead(part, finite);
 }
 

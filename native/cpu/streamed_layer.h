@@ -1,6 +1,6 @@
-// Fast mode's layer weights read where they lie (issue 11): the layer's GEMM tensors mapped
-// read-only from their files and handed to gemmBf16Streamed, which packs each K slice as a tile
-// needs it. In `--precision bf16`, when a layer's weights meet one batch of rows (a session of up
+// A layer's weights read where they lie (issue 11): the layer's GEMM tensors mapped read-only from
+// their files and handed to gemmStreamed (exact mode) or gemmBf16Streamed (fast mode), which pack
+// each K slice as a tile needs it. When a layer's weights meet one batch of rows (a session of up
 // to 1024 tokens), this replaces packing the whole layer before its first GEMM (a pass over
 // every weight byte, a layer-sized copy in memory); results are bit-identical. With several
 // batches per layer the CPU backend packs once instead (each GEMM call here stages again).
@@ -25,12 +25,14 @@ namespace shortgpt {
 
 class StreamedLayer {
  public:
+  // The session's precision: exact (gemmStreamed, f32) or fast (gemmBf16Streamed).
+  bool bf16 = false;
   // Maps layer `w`'s GEMM tensors, unmapping the previous layer's.
   void map(const ModelSpec& spec, const LayerRefs& w);
   void release();
-  // Y (+)= X * W_part^T in bf16 (gemmBf16Streamed).
+  // Y (+)= X * W_part^T in the session's precision.
   void gemm(int part, const float* x, int64_t m, float* y, bool accumulate, ThreadPool& pool) const;
-  // act = silu(gate) * up from part 2 (gate|up), SwiGLU fused into the GEMM's store.
+  // act = silu(gate) * up from part 2 (gate|up), SwiGLU fused into the GEMM's store (fast mode).
   void gemmSwiglu(const float* x, int64_t m, float* act, ThreadPool& pool) const;
 
  private:
@@ -40,7 +42,7 @@ class StreamedLayer {
   [[noreturn]] void throwFirstNonFinite(int part) const;
   std::vector<std::unique_ptr<MappedTensor>> maps_[kLayerParts];
   std::vector<TensorRef> refs_[kLayerParts];
-  Bf16WeightRows rows_[kLayerParts];
+  WeightRows rows_[kLayerParts];
 };
 
 }  // namespace shortgpt

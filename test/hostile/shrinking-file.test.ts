@@ -4,7 +4,7 @@
  * process. core/map_guard.h turns it into zeros read plus an ERR_IO naming the tensor and file.
  * First the mechanism, deterministically (map, truncate, read: binding.mappedTensorShrinkForTest),
  * each case in a child so that a failure shows as a signal instead of killing jest; then the
- * engine in fast mode (streamed weights), with the file truncated while a layer runs: whatever
+ * engine with streamed weights (exact and fast mode), with the file truncated while a layer runs: whatever
  * the moment, the layer fails with ERR_IO and the process lives.
  */
 import * as fs from 'node:fs';
@@ -64,13 +64,13 @@ describe('a mapped file that shrinks', () => {
     expect(out).toEqual({ shrank: false, sum: 1 << 20 });
   });
 
-  const bf16 = loadBinding().cpuInfo().bf16Kernels.length > 0;
-  (bf16 ? test : test.skip)('fast mode, weights streamed: the checkpoint truncated while a layer runs is ERR_IO, never a crash', async () => {
-    const dir = path.join(tmp, 'llama');
+  const precisions = loadBinding().cpuInfo().bf16Kernels.length > 0 ? ['f32', 'bf16'] : ['f32'];
+  test.each(precisions)('precision %s, weights streamed: the checkpoint truncated while a layer runs is ERR_IO, never a crash', async (precision) => {
+    const dir = path.join(tmp, `llama-${precision}`);
     // ~15 MB of BF16 weights per layer: the layer's GEMMs read for milliseconds.
     await generateCheckpoint(dir, { architecture: 'LlamaForCausalLM', dtype: 'BF16', layers: 2, vocabSize: 96, maxPositionEmbeddings: 1024, hiddenSize: 512, intermediateSize: 4096 });
     const file = path.join(dir, 'model.safetensors');
-    const pristine = path.join(tmp, 'pristine.safetensors');
+    const pristine = path.join(tmp, `pristine-${precision}.safetensors`);
     fs.copyFileSync(file, pristine);
     const size = fs.statSync(file).size;
     const seen: string[] = [];
@@ -84,7 +84,7 @@ describe('a mapped file that shrinks', () => {
         (async () => {
           const ckpt = await openCheckpoint(${JSON.stringify(dir)});
           const seqs = [Array.from({ length: 900 }, (_, i) => 1 + (i % 90))];
-          const session = EngineSession.create(nativeModelSpec(ckpt.config), seqs, { threads: 2, precision: 'bf16' });
+          const session = EngineSession.create(nativeModelSpec(ckpt.config), seqs, { threads: 2, precision: '${precision}' });
           await session.embed(embeddingRef(ckpt));
           const run = session.forwardLayer(1, layerTensorRefs(ckpt, 1));
           setTimeout(() => fs.truncateSync(${JSON.stringify(file)}, ${Math.floor(size / 3)}), ${delayMs});
@@ -92,7 +92,7 @@ describe('a mapped file that shrinks', () => {
           try { await run; out = { ok: true }; } catch (e) { out = { code: e.code, message: e.message }; }
           await session.dispose();
           process.stdout.write(JSON.stringify(out));
-        })();`, { SHORTGPT_BF16_STAGE: 'streamed' });
+        })();`, { SHORTGPT_WEIGHT_STAGE: 'streamed' });
       expect({ status: r.status, signal: r.signal, stderr: r.stderr }).toEqual({ status: 0, signal: null, stderr: '' });
       const out = r.out as { ok?: boolean; code?: string; message?: string };
       // A layer that finished before the truncation is fine too; otherwise ERR_IO, whether the

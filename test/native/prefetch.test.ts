@@ -51,7 +51,8 @@ function run<T>(job: Record<string, unknown>, env: Record<string, string> = {}):
   fs.writeFileSync(jobFile, JSON.stringify(job));
   const base = { ...process.env };
   delete base.SHORTGPT_PREFETCH_DELAY_MS;
-  const r = spawnSync(process.execPath, [child, jobFile], { encoding: 'utf8', timeout: 120_000, env: { ...base, SHORTGPT_PREFETCH: '1', ...env }, cwd: repoRoot });
+  // The prefetch packs the next layer, so layers are packed even where one batch would stream them.
+  const r = spawnSync(process.execPath, [child, jobFile], { encoding: 'utf8', timeout: 120_000, env: { ...base, SHORTGPT_PREFETCH: '1', SHORTGPT_WEIGHT_STAGE: 'packed', ...env }, cwd: repoRoot });
   if (r.status !== 0) throw new Error(`prefetchChild failed (${r.status} ${r.signal ?? ''}): ${r.stderr}`);
   return JSON.parse(r.stdout) as T;
 }
