@@ -270,16 +270,19 @@ GemmKernels gemmKernels(GemmKernel kernel) {
   return k;
 }
 
-void transposeToPanel(const float* rows, int64_t ld, int64_t kb, float* block) {
-#if defined(SHORTGPT_X86)
-  if (cpuFeatures().avx2 && cpuFeatures().fma && useAvx2Kernels()) {
-    transposeToPanelAvx2(rows, ld, kb, block);
-    return;
-  }
-#endif
+namespace {
+void transposeToPanelPortable(const float* rows, int64_t ld, int64_t kb, float* block) {
   for (int64_t kk = 0; kk < kb; ++kk) {
     for (int c = 0; c < kGemmNR; ++c) block[kk * kGemmNR + c] = rows[c * ld + kk];
   }
+}
+}  // namespace
+
+TransposeToPanelFn transposeToPanelFn() {
+#if defined(SHORTGPT_X86)
+  if (cpuFeatures().avx2 && cpuFeatures().fma && useAvx2Kernels()) return transposeToPanelAvx2;
+#endif
+  return transposeToPanelPortable;
 }
 
 const char* gemmKernelName() {

@@ -36,9 +36,10 @@ struct GemmKernels {
   GemmPairKernel pair;
 };
 GemmKernels gemmKernels(GemmKernel kernel);
-// block[kk * 16 + r] = rows[r * ld + kk] for r < 16, kk < kb (block 32-byte aligned), with the
-// AVX2 transpose where the CPU has it (gemm.cc).
-void transposeToPanel(const float* rows, int64_t ld, int64_t kb, float* block);
+// block[kk * 16 + r] = rows[r * ld + kk] for r < 16, kk < kb (block 32-byte aligned): the AVX2
+// transpose where the CPU has it, else a scalar loop (gemm.cc; resolve once per call of the caller).
+using TransposeToPanelFn = void (*)(const float* rows, int64_t ld, int64_t kb, float* block);
+TransposeToPanelFn transposeToPanelFn();
 
 #if defined(SHORTGPT_X86)
 void gemmMicroKernelAvx2(int mr, int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc,

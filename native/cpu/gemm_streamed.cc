@@ -9,7 +9,7 @@
 //
 // A tile is up to 258 rows x 16 panels (a slice is transposed once per 258 rows); for each K
 // slice (kGemmKC, as gemm.cc) its panel slices are staged, then its rows swept 6 at a time per
-// panel pair, while the next slice's rows are prefetched.
+// panel pair. (Prefetching the next slice's rows, as the bf16 driver does, measured level here.)
 // The slices equal PackedWeight's and each slice is added into Y in the same order, so results
 // are bit-identical to gemm() on the packed weight, for any thread count.
 #include <algorithm>
@@ -49,7 +49,8 @@ const TileShape& tileShape() {
 
 // Panel p's K slice [k0, k0 + kc) into `out` ([kc][16], zero past N). Returns false when a
 // value read is NaN or +-Inf.
-bool stagePanel(const StackedRows& stack, int64_t n, int64_t p, int64_t k0, int64_t kc, float* scratch, float* out) {
+bool stagePanel(const StackedRows& stack, int64_t n, int64_t p, int64_t k0, int64_t kc, TransposeToPanelFn transpose,
+                float* scratch, float* out) {
   const int64_t k = stack.weight().k, g0 = p * kGemmNR, valid = std::min<int64_t>(kGemmNR, n - g0);
   bool finite = true;
   if (stack.allF32() && valid == kGemmNR && stack.part(g0) == stack.part(g0 + kGemmNR - 1)) {
@@ -57,7 +58,7 @@ bool stagePanel(const StackedRows& stack, int64_t n, int64_t p, int64_t k0, int6
     if (reinterpret_cast<uintptr_t>(first) % alignof(float) == 0) {  // rows straight from the mapping
       const float* rows = reinterpret_cast<const float*>(first);
       for (int64_t c = 0; c < kGemmNR; ++c) finite = finite && allFinite(rows + c * k, kc);
-      transposeToPanel(rows, k, kc, out);
+      transpose(rows, k, kc, out);
       return finite;
     }
   }
@@ -69,7 +70,7 @@ bool stagePanel(const StackedRows& stack, int64_t n, int64_t p, int64_t k0, int6
       std::fill(row, row + kc, 0.0f);
     }
   }
-  transposeToPanel(scratch, kc, kc, out);
+  transpose(scratch, kc, kc, out);
   return finite;
 }
 
@@ -84,6 +85,7 @@ bool gemmStreamed(const float* x, int64_t m, const WeightRows& w, float* y, bool
     return true;
   }
   const GemmKernels kernels = gemmKernels(kernel);
+  const TransposeToPanelFn transpose = transposeToPanelFn();  // resolved once (it reads the environment)
   const StackedRows stack(w);
   const int64_t panels = ceilDiv(n, kGemmNR), microRows = ceilDiv(m, kGemmMR);
   const int threads = pool.threads();
@@ -109,21 +111,11 @@ bool gemmStreamed(const float* x, int64_t m, const WeightRows& w, float* y, bool
     for (int64_t pc = 0; pc < k; pc += kGemmKC) {
       const int64_t kc = std::min(kGemmKC, k - pc);
       const bool add = accumulate || pc > 0;
-      for (int64_t p = p0; p < p1; ++p) ok = stagePanel(stack, n, p, pc, kc, scratch.data(), stage.data() + (p - p0) * kc * kGemmNR) && ok;
-      const int64_t nextPc = pc + kGemmKC, lines = nextPc < k ? (std::min(kGemmKC, k - nextPc) * 4 + 63) / 64 : 0;
+      for (int64_t p = p0; p < p1; ++p) ok = stagePanel(stack, n, p, pc, kc, transpose, scratch.data(), stage.data() + (p - p0) * kc * kGemmNR) && ok;
       for (int64_t p = p0; p < p1;) {
-        // The next K slice of this panel's rows, from memory into L2 while its rows are swept.
-        for (int64_t c = 0; lines > 0 && c < kGemmNR && p * kGemmNR + c < n; ++c) {
-          const uint8_t* r = stack.row(p * kGemmNR + c, nextPc);
-          for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(r + l * 64, 0, 2);
-        }
         const float* b = stage.data() + (p - p0) * kc * kGemmNR;
         float* c = y + p * kGemmNR;
         if (kernels.pair != nullptr && p + 1 < p1) {  // panel p is full, since panel p+1 exists
-          for (int64_t c1 = 0; lines > 0 && c1 < kGemmNR && (p + 1) * kGemmNR + c1 < n; ++c1) {
-            const uint8_t* r = stack.row((p + 1) * kGemmNR + c1, nextPc);
-            for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(r + l * 64, 0, 2);
-          }
           const int nr1 = static_cast<int>(std::min<int64_t>(kGemmNR, n - (p + 1) * kGemmNR));
           for (int64_t i = i0; i < i1; i += kGemmMR) {
             const int mr = static_cast<int>(std::min<int64_t>(kGemmMR, i1 - i));
