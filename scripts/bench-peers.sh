@@ -17,7 +17,9 @@
 #                          [--threads 2] [--seq 512] [--rounds 2] [--runs 3] [--nice N] [--openblas-core NAME]
 #
 # Shapes: S (SmolLM-135M), M (Llama-3.2-1B), 7B (Llama-2-7B: hidden 4096, 32 layers, MHA,
-# intermediate 11008; only 2 layers run, by both sides, and tok/s is scaled to all 32).
+# intermediate 11008; only 2 layers run, by both sides, and tok/s is scaled to all 32: the
+# peer's two identical layers x 16; ours, the first layer once (it also pays the session's
+# one-time buffer set-up) plus the second x 31, as `bench --layers-to-run` scales).
 # A quick look: --shapes S --rounds 1 --runs 1 (about a minute). The full run, default options
 # (S M 7B, 2 rounds x 3 runs, every side found): about 7-10 minutes on 2 cores (measured here at
 # load average 3-5: S and M, 1 round x 2 runs, 114 s; 7B, 1 round x 1 run, 97 s).

@@ -167,10 +167,6 @@ Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
   return y;
 }
 
-// gemmStreamedForTest(x, m, w, dtype, n, k, threads, portable?, y0?, partRows?): {y, finite}
-// Exact mode's GEMM with W read where it lies (gemmStreamed), otherwise as gemmForTest.
-Napi::Value GemmStreamedForTest(const Napi::CallbackInfo& info);
-
 // Argument 7 of gemmBf16ForTest / gemmBf16StreamedForTest: 'auto', 'amx-bf16' or 'avx512-bf16'.
 // A kernel this CPU cannot run throws an Error with code ERR_PRECISION_UNAVAILABLE.
 Bf16Kernel bf16KernelArg(const Napi::CallbackInfo& info, const char* fn) {
@@ -239,20 +235,17 @@ WeightRows stackedRows(const GemmTestArgs& a, const std::vector<int64_t>& partRo
   return w;
 }
 
-// gemmBf16StreamedForTest(x, m, w, dtype, n, k, threads, kernel, y0?, partRows?): {y, finite}
-// The same product with W read where it lies (gemmBf16Streamed), W's rows split into stacked
-// parts of partRows[i] rows (summing to n; default one part); finite is false when a weight read
-// was NaN or Inf.
-Napi::Value GemmBf16StreamedForTest(const Napi::CallbackInfo& info) {
+// The shared body of the streamed GEMM tests: `run(W as stacked parts, y, pool)` returns whether
+// every weight read was finite; the result is {y, finite}.
+template <typename Run>
+Napi::Value streamedGemmTest(const Napi::CallbackInfo& info, const char* name, GemmTestArgs& a, Run run) {
   Napi::Env env = info.Env();
-  GemmTestArgs a = gemmTestArgs(info);
-  const Bf16Kernel kernel = bf16KernelArg(info, "gemmBf16StreamedForTest");
   Napi::Float32Array y = gemmTestOutput(info, a);
   const std::vector<int64_t> partRows = partRowsArg(info, a.n);
   bool finite = true;
-  guarded(env, "gemmBf16StreamedForTest", [&] {
+  guarded(env, name, [&] {
     ThreadPool pool(a.threads);
-    finite = gemmBf16Streamed(a.x(), a.m, stackedRows(a, partRows), y.Data(), a.accumulate, pool, kernel);
+    finite = run(stackedRows(a, partRows), y.Data(), pool);
   });
   Napi::Object out = Napi::Object::New(env);
   out.Set("y", y);
@@ -260,26 +253,30 @@ Napi::Value GemmBf16StreamedForTest(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// gemmBf16StreamedForTest(x, m, w, dtype, n, k, threads, kernel, y0?, partRows?): {y, finite}
+// The same product with W read where it lies (gemmBf16Streamed), W's rows split into stacked
+// parts of partRows[i] rows (summing to n; default one part); finite is false when a weight read
+// was NaN or Inf.
+Napi::Value GemmBf16StreamedForTest(const Napi::CallbackInfo& info) {
+  GemmTestArgs a = gemmTestArgs(info);
+  const Bf16Kernel kernel = bf16KernelArg(info, "gemmBf16StreamedForTest");
+  return streamedGemmTest(info, "gemmBf16StreamedForTest", a, [&](const WeightRows& w, float* y, ThreadPool& pool) {
+    return gemmBf16Streamed(a.x(), a.m, w, y, a.accumulate, pool, kernel);
+  });
+}
+
+// gemmStreamedForTest(x, m, w, dtype, n, k, threads, portable?, y0?, partRows?): {y, finite}
+// Exact mode's GEMM with W read where it lies (gemmStreamed), otherwise as gemmForTest.
 Napi::Value GemmStreamedForTest(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   GemmTestArgs a = gemmTestArgs(info);
   bool portable = false;
   if (info.Length() > 7 && !info[7].IsUndefined()) {
-    if (!info[7].IsBoolean()) throwType(env, "portable must be a boolean");
+    if (!info[7].IsBoolean()) throwType(info.Env(), "portable must be a boolean");
     portable = info[7].As<Napi::Boolean>().Value();
   }
-  Napi::Float32Array y = gemmTestOutput(info, a);
-  const std::vector<int64_t> partRows = partRowsArg(info, a.n);
-  bool finite = true;
-  guarded(env, "gemmStreamedForTest", [&] {
-    ThreadPool pool(a.threads);
-    finite = gemmStreamed(a.x(), a.m, stackedRows(a, partRows), y.Data(), a.accumulate, pool,
-                          portable ? GemmKernel::Portable : GemmKernel::Auto);
+  return streamedGemmTest(info, "gemmStreamedForTest", a, [&](const WeightRows& w, float* y, ThreadPool& pool) {
+    return gemmStreamed(a.x(), a.m, w, y, a.accumulate, pool, portable ? GemmKernel::Portable : GemmKernel::Auto);
   });
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("y", y);
-  out.Set("finite", Napi::Boolean::New(env, finite));
-  return out;
 }
 
 // mappedTensorShrinkForTest(file, offset, bytes, truncateTo): {shrank, sum, code?, message?}

@@ -11,34 +11,11 @@
  * A kernel the CPU lacks is skipped with a note on the console.
  */
 import { loadBinding } from '../../lib/engine/binding';
-import { type ComputeDType, randomMatrix, randomX } from './half';
+import { type ComputeDType, randomMatrix, randomX, sameBits, shifted, STREAMED_SHAPES as shapes } from './half';
 
 const binding = loadBinding();
 const available = binding.cpuInfo().bf16Kernels;
 
-function sameBits(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
-
-/** `bytes` copied to an address `shift` bytes past a fresh buffer's start (unaligned for odd shifts). */
-function shifted(bytes: Uint8Array, shift: number): Uint8Array {
-  const out = new Uint8Array(bytes.length + shift).subarray(shift);
-  out.set(bytes);
-  return out;
-}
-
-const shapes: Array<[number, number, number]> = [
-  [1, 1, 1],
-  [1, 7, 37],
-  [5, 17, 31],
-  [33, 47, 65],
-  [64, 64, 64],
-  [70, 100, 33],
-  [9, 290, 257],
-  [45, 33, 1000],
-  [600, 96, 300],
-  [1100, 70, 40],
-];
 const dtypes: ComputeDType[] = ['F32', 'F16', 'BF16'];
 
 for (const kernel of ['amx-bf16', 'avx512-bf16'] as const) {

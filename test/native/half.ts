@@ -108,3 +108,32 @@ export function worstError(x: Float32Array, w: Float64Array, y: Float32Array, m:
   }
   return worst;
 }
+
+/** Whether two Float32Arrays hold the same bits (NaN payloads and signed zeros included). */
+export function sameBits(a: Float32Array, b: Float32Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** `bytes` copied to an address `shift` bytes past a fresh buffer's start (unaligned for odd shifts). */
+export function shifted(bytes: Uint8Array, shift: number): Uint8Array {
+  const out = new Uint8Array(bytes.length + shift).subarray(shift);
+  out.set(bytes);
+  return out;
+}
+
+/**
+ * [m, n, k] for the streamed GEMM tests: single rows and elements, panel and row-block edges,
+ * K slices of 256 and their tails, and m past a streamed row tile (258 f32 rows, 512 bf16 rows).
+ */
+export const STREAMED_SHAPES: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [1, 7, 37],
+  [5, 17, 31],
+  [33, 47, 65],
+  [64, 64, 64],
+  [70, 100, 33],
+  [9, 290, 257],
+  [45, 33, 1000],
+  [600, 96, 300],
+  [1100, 70, 40],
+];
