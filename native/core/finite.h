@@ -28,6 +28,18 @@ inline bool allFinite(const float* x, int64_t n) {
 // The index of the first non-finite x[i], or -1.
 int64_t firstNonFinite(const float* x, int64_t n);
 
+// The index of the first NaN/Inf among n bf16 values (exponent bits all ones), or -1. A
+// branch-free pass first (vectorised), the search only when there is one.
+inline int64_t firstNonFiniteBf16(const uint16_t* v, int64_t n) {
+  uint16_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= static_cast<uint16_t>((v[i] & 0x7f80u) == 0x7f80u);
+  if (!any) return -1;
+  for (int64_t i = 0; i < n; ++i) {
+    if ((v[i] & 0x7f80u) == 0x7f80u) return i;
+  }
+  return -1;
+}
+
 // "NaN", "+Inf" or "-Inf".
 std::string nonFiniteName(float v);
 

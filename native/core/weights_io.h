@@ -41,6 +41,7 @@ class MappedTensor {
   const void* data() const { return data_; }
   int64_t byteLength() const { return bytes_; }
   bool mapped() const { return map_ != nullptr; }
+  const TensorRef& ref() const { return ref_; }
   void willNeed() const;
   // Whether a read found the file shorter than when it was mapped (then zeros were read).
   bool shrank() const;

@@ -86,17 +86,6 @@ class FirstBadWeight {
 // `stop` (the prefetcher's, else null) abandons the work between panels (PrefetchStopped).
 struct PrefetchStopped {};
 
-// The index of the first NaN/Inf among n bf16 values, or -1 (exponent bits all ones).
-int64_t firstNonFiniteBf16(const uint16_t* v, int64_t n) {
-  uint16_t any = 0;
-  for (int64_t i = 0; i < n; ++i) any |= static_cast<uint16_t>((v[i] & 0x7f80u) == 0x7f80u);
-  if (!any) return -1;
-  for (int64_t i = 0; i < n; ++i) {
-    if ((v[i] & 0x7f80u) == 0x7f80u) return i;
-  }
-  return -1;
-}
-
 // Fast mode on a BF16 checkpoint: the rows go from the file into the bf16 panel layout with no
 // f32 round trip (bf16 -> f32 -> bf16 is exact, so the packed bits are those of the f32 path).
 // NaN/Inf are found on the bf16 bits and reported with the same tensor, element and value.
@@ -243,7 +232,7 @@ inline int64_t foldChunk(RowSoftmax& s, const float* l, int64_t n, int64_t v0, i
 class CpuBackend final : public Backend {
  public:
   CpuBackend(const ModelSpec& spec, std::vector<std::vector<int32_t>> sequences, int threads, CpuPrecision precision)
-      : spec_(spec), seqs_(std::move(sequences)), bf16_(precision == CpuPrecision::Bf16), pool_(threads) {
+      : spec_(spec), seqs_(std::move(sequences)), bf16_(precision == CpuPrecision::Bf16), pool_(threads), streamed_(bf16_) {
     seqOffsets_.push_back(0);
     int64_t maxLen = 0;
     for (const auto& s : seqs_) {
@@ -295,7 +284,6 @@ class CpuBackend final : public Backend {
     const char* stage = std::getenv("SHORTGPT_WEIGHT_STAGE");
     stage_ = stage && std::strcmp(stage, "packed") == 0 ? Stage::Packed
              : stage && std::strcmp(stage, "streamed") == 0 ? Stage::Streamed : Stage::Auto;
-    streamed_.bf16 = bf16_;
     if (const char* v = std::getenv("SHORTGPT_PREFETCH"); v && *v) prefetchEnabled_ = std::strcmp(v, "0") != 0;
     if (const char* d = std::getenv("SHORTGPT_PREFETCH_DELAY_MS"); d && *d) prefetchDelayMs_ = std::max<int64_t>(0, std::atoll(d));
   }

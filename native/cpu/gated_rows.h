@@ -1,5 +1,5 @@
 // The gated MLP activation over [rows, 2 * inter] gate|up rows: out[r, i] = act(gate[r, i]) *
-// up[r, i] (SwiGLU with SiLU, GeGLU with tanh-GELU), rows split over the pool.
+// up[r, i] (GeGLU with tanh-GELU; SwiGLU goes span by span through swigluSpanFn, ops.h), rows split over the pool.
 #pragma once
 #include <cstdint>
 

@@ -307,9 +307,7 @@ PackedWeight PackedWeight::pack(const void* src, DType dtype, int64_t n, int64_t
   // (contiguous reads of the checkpoint), then transpose the L1-resident scratch into the panel.
   constexpr int64_t kPackKB = 128;
   const ConvertToF32Fn convert = converterToF32(dtype);
-#if defined(SHORTGPT_X86)
-  const bool avx2 = cpuFeatures().avx2 && cpuFeatures().fma && useAvx2Kernels();
-#endif
+  const TransposeToPanelFn transpose = transposeToPanelFn();
   pool.parallelFor(panels, [&](int64_t begin, int64_t end, int) {
     std::vector<float> scratch(static_cast<size_t>(kGemmNR * kPackKB));
     for (int64_t p = begin; p < end; ++p) {
@@ -326,16 +324,7 @@ PackedWeight PackedWeight::pack(const void* src, DType dtype, int64_t n, int64_t
             std::fill(dst, dst + kb, 0.0f);
           }
         }
-        float* block = panel + k0 * kGemmNR;
-#if defined(SHORTGPT_X86)
-        if (avx2) {
-          transposeToPanelAvx2(scratch.data(), kPackKB, kb, block);
-          continue;
-        }
-#endif
-        for (int64_t kk = 0; kk < kb; ++kk) {
-          for (int c = 0; c < kGemmNR; ++c) block[kk * kGemmNR + c] = scratch[c * kPackKB + kk];
-        }
+        transpose(scratch.data(), kPackKB, kb, panel + k0 * kGemmNR);
       }
     }
   });
@@ -356,9 +345,7 @@ void PackedWeight::repack(int64_t n, int64_t k, const RowSource& source, ThreadP
   data_.resize(static_cast<size_t>(panels * k * kGemmNR));
   float* out = data_.data();
   constexpr int64_t kPackKB = 128;
-#if defined(SHORTGPT_X86)
-  const bool avx2 = cpuFeatures().avx2 && cpuFeatures().fma && useAvx2Kernels();
-#endif
+  const TransposeToPanelFn transpose = transposeToPanelFn();
   pool.parallelFor(panels, [&](int64_t begin, int64_t end, int) {
     // Per thread, kept across calls (pool threads live as long as the pool): 16 rows of W.
     thread_local std::vector<float> rowsBuf;
@@ -370,17 +357,7 @@ void PackedWeight::repack(int64_t n, int64_t k, const RowSource& source, ThreadP
       source(p * kGemmNR, valid, rowsF32);
       if (valid < kGemmNR) std::fill(rowsF32 + valid * k, rowsF32 + kGemmNR * k, 0.0f);
       for (int64_t k0 = 0; k0 < k; k0 += kPackKB) {
-        const int64_t kb = std::min(kPackKB, k - k0);
-        float* block = panel + k0 * kGemmNR;
-#if defined(SHORTGPT_X86)
-        if (avx2) {
-          transposeToPanelAvx2(rowsF32 + k0, k, kb, block);
-          continue;
-        }
-#endif
-        for (int64_t kk = 0; kk < kb; ++kk) {
-          for (int c = 0; c < kGemmNR; ++c) block[kk * kGemmNR + c] = rowsF32[c * k + k0 + kk];
-        }
+        transpose(rowsF32 + k0, k, std::min(kPackKB, k - k0), panel + k0 * kGemmNR);
       }
     }
   });

@@ -111,21 +111,6 @@ void convertRowsBf16(const float* x, int64_t ldx, int64_t rows, int64_t k, int64
   }
 }
 
-void interleavePanelBf16(const uint16_t* rows, int64_t kp, uint16_t* panel) {
-#if defined(SHORTGPT_X86)
-  if (support().avx512bf16 || support().amx) {
-    interleavePairsAvx512(rows, kp, panel);
-    return;
-  }
-#endif
-  const uint32_t* pairs = reinterpret_cast<const uint32_t*>(rows);
-  uint32_t* dst = reinterpret_cast<uint32_t*>(panel);
-  const int64_t halfKp = kp / 2;
-  for (int64_t q = 0; q < halfKp; ++q) {
-    for (int c = 0; c < 16; ++c) dst[q * 16 + c] = pairs[c * halfKp + q];
-  }
-}
-
 bool stagePanelBf16(const uint16_t* const rows[16], int64_t valid, int64_t kc, uint16_t* panel) {
 #if defined(SHORTGPT_X86)
   if (support().avx512bf16 || support().amx) return stagePanelAvx512(rows, valid, kc, panel);
@@ -269,10 +254,12 @@ void PackedWeightBf16::repackPanels(int64_t n, int64_t k, const std::function<vo
         std::fill(panel, panel + kp * 16, uint16_t{0});
         continue;
       }
-      // Rows in bf16 (zero-padded to kp and to 16 rows), then interleave into k pairs.
+      // Rows in bf16 (zero-padded to kp), then into k pairs; rows past n are zeros. (NaN/Inf
+      // were checked by the row source, on the values it converted.)
       rows(p * 16, valid, rowsBf16.data());
-      std::fill(rowsBf16.data() + valid * kp, rowsBf16.data() + 16 * kp, uint16_t{0});
-      interleavePanelBf16(rowsBf16.data(), kp, panel);
+      const uint16_t* rowPtrs[16];
+      for (int64_t c = 0; c < 16; ++c) rowPtrs[c] = c < valid ? rowsBf16.data() + c * kp : nullptr;
+      stagePanelBf16(rowPtrs, kp, kp, panel);
     }
   });
 }

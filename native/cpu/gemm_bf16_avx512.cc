@@ -101,17 +101,6 @@ void convertRowsToBf16Avx512(const float* x, int64_t ldx, int64_t rows, int64_t 
   }
 }
 
-void interleavePairsAvx512(const uint16_t* rows, int64_t kp, uint16_t* panel) {
-  // Pair q of row c is the 32-bit word c * kp / 2 + q of `rows`: one gather per pair row.
-  const int halfKp = static_cast<int>(kp / 2);
-  const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(halfKp));
-  const int* base = reinterpret_cast<const int*>(rows);
-  for (int q = 0; q < halfKp; ++q) {
-    _mm512_store_si512(panel + static_cast<int64_t>(q) * 32, _mm512_i32gather_epi32(index, base + q, 4));
-  }
-}
-
 bool stagePanelAvx512(const uint16_t* const rows[16], int64_t valid, int64_t kc, uint16_t* panel) {
   // Per 32 k values: one 64-byte load per row (zeros past `valid` and for absent rows), then a
   // 16 x 16 transpose of 32-bit words (pairs), so that pair row c holds pair c of rows 0..15.

@@ -63,28 +63,18 @@ TileShape tileShape(bool streamed) {
   return streamed ? TileShape{16, 4} : TileShape{2, 8};
 }
 
-bool bf16RowFinite(const uint16_t* v, int64_t n) {
-  uint16_t bad = 0;
-  for (int64_t i = 0; i < n; ++i) bad |= static_cast<uint16_t>((v[i] & 0x7f80u) == 0x7f80u);
-  return bad == 0;
-}
-
 // Row g of the stack, K values [k0, k0 + valid), as bf16 into out[0, kc) (zeros past valid).
 // Returns false when a value is NaN or +-Inf. `f32` is kc floats of scratch.
 bool stageRowBf16(const StackedRows& stack, int64_t g, int64_t k0, int64_t valid, int64_t kc, uint16_t* out, float* f32) {
   if (stack.dtype(g) == DType::BF16) {
     std::memcpy(out, stack.row(g, k0), static_cast<size_t>(valid) * sizeof(uint16_t));  // any alignment
     std::fill(out + valid, out + kc, uint16_t{0});
-    return bf16RowFinite(out, valid);
+    return firstNonFiniteBf16(out, valid) < 0;
   }
   const bool finite = stack.rowF32(g, k0, valid, f32);  // copies: the file's f32 may be unaligned
   convertRowsBf16(f32, valid, 1, valid, kc, out);
   return finite;
 }
-
-}  // namespace
-
-namespace {
 
 // What a pair of panels holds and where its results go. Plain: pair q is W's rows
 // [32q, 32q + 32) and columns [32q, 32q + 32) of Y. Gated (SwiGLU, W = [gate; up]): pair q is
@@ -104,15 +94,38 @@ struct PairLayout {
   }
 };
 
+PairLayout plainLayout(int64_t n) {
+  PairLayout l;
+  l.n = n;
+  return l;
+}
+
+PairLayout gatedLayout(int64_t n) {
+  PairLayout l;
+  l.gated = true;
+  l.n = n;
+  l.inter = n / 2;
+  l.swiglu = swigluSpanFn();
+  return l;
+}
+
 // Where a tile's panel slices come from: rows to stage (streamed), or a packed weight.
 struct PanelSource {
   const StackedRows* rows = nullptr;
   const PackedWeightBf16* packed = nullptr;
 };
 
+// Y (+)= X W^T over `layout`; returns whether every staged weight was finite. No rows, no
+// columns or K = 0 need no kernel: an empty sum (gated: silu(0) * 0) is 0.
 bool tileGemm(const float* x, int64_t m, int64_t k, const PanelSource& src, const PairLayout& layout, float* y,
               bool accumulate, ThreadPool& pool, Bf16Kernel kernel) {
   const int64_t n = layout.n, kp = ceilDiv(k, 32) * 32;
+  const int64_t outCols = layout.gated ? layout.inter : n;
+  if (m <= 0 || outCols <= 0) return true;
+  if (k <= 0) {
+    if (!accumulate) std::fill(y, y + m * outCols, 0.0f);
+    return true;
+  }
   const Bf16MicroKernel micro = bf16MicroKernel(kernel);
   // The activations, converted once per call (not per tile: each row meets every panel pair),
   // into a buffer of the calling thread kept across calls; rows padded to 32 with zeros. The row
@@ -240,71 +253,25 @@ bool tileGemm(const float* x, int64_t m, int64_t k, const PanelSource& src, cons
 
 void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate, ThreadPool& pool,
               Bf16Kernel kernel) {
-  const int64_t n = w.rows();
-  if (m <= 0 || n <= 0) return;
-  if (w.cols() <= 0) {
-    if (!accumulate) std::fill(y, y + m * n, 0.0f);
-    return;
-  }
-  PairLayout layout;
-  layout.n = n;
-  PanelSource src;
-  src.packed = &w;
-  tileGemm(x, m, w.cols(), src, layout, y, accumulate, pool, kernel);
+  tileGemm(x, m, w.cols(), PanelSource{nullptr, &w}, plainLayout(w.rows()), y, accumulate, pool, kernel);
 }
 
 void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, float* out, ThreadPool& pool, Bf16Kernel kernel) {
-  const int64_t n = w.rows(), inter = n / 2;
-  if (n % 32 != 0) throw std::invalid_argument("gemmBf16Swiglu: W must hold [gate; up] with a multiple of 16 rows each");
-  if (m <= 0 || inter <= 0) return;
-  if (w.cols() <= 0) {  // silu(0) * 0
-    std::fill(out, out + m * inter, 0.0f);
-    return;
-  }
-  PairLayout layout;
-  layout.gated = true;
-  layout.n = n;
-  layout.inter = inter;
-  layout.swiglu = swigluSpanFn();
-  PanelSource src;
-  src.packed = &w;
-  tileGemm(x, m, w.cols(), src, layout, out, false, pool, kernel);
+  if (w.rows() % 32 != 0) throw std::invalid_argument("gemmBf16Swiglu: W must hold [gate; up] with a multiple of 16 rows each");
+  tileGemm(x, m, w.cols(), PanelSource{nullptr, &w}, gatedLayout(w.rows()), out, false, pool, kernel);
 }
 
 bool gemmBf16Streamed(const float* x, int64_t m, const WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
                       Bf16Kernel kernel) {
-  const int64_t n = w.rows();
-  if (m <= 0 || n <= 0) return true;
-  if (w.k <= 0) {
-    if (!accumulate) std::fill(y, y + m * n, 0.0f);
-    return true;
-  }
-  PairLayout layout;
-  layout.n = n;
   const StackedRows stack(w);
-  PanelSource src;
-  src.rows = &stack;
-  return tileGemm(x, m, w.k, src, layout, y, accumulate, pool, kernel);
+  return tileGemm(x, m, w.k, PanelSource{&stack, nullptr}, plainLayout(w.rows()), y, accumulate, pool, kernel);
 }
 
 bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const WeightRows& w, float* out, ThreadPool& pool,
                             Bf16Kernel kernel) {
-  const int64_t n = w.rows(), inter = n / 2;
-  if (n % 2 != 0) throw std::invalid_argument("gemmBf16StreamedSwiglu: W must hold [gate; up], an even number of rows");
-  if (m <= 0 || inter <= 0) return true;
-  if (w.k <= 0) {  // silu(0) * 0
-    std::fill(out, out + m * inter, 0.0f);
-    return true;
-  }
-  PairLayout layout;
-  layout.gated = true;
-  layout.n = n;
-  layout.inter = inter;
-  layout.swiglu = swigluSpanFn();
+  if (w.rows() % 2 != 0) throw std::invalid_argument("gemmBf16StreamedSwiglu: W must hold [gate; up], an even number of rows");
   const StackedRows stack(w);
-  PanelSource src;
-  src.rows = &stack;
-  return tileGemm(x, m, w.k, src, layout, out, false, pool, kernel);
+  return tileGemm(x, m, w.k, PanelSource{&stack, nullptr}, gatedLayout(w.rows()), out, false, pool, kernel);
 }
 
 }  // namespace shortgpt

@@ -31,8 +31,6 @@ using Bf16MicroKernel = void (*)(int64_t kc, const uint16_t* a, int64_t lda, con
 Bf16MicroKernel bf16MicroKernel(Bf16Kernel kernel);
 // rows x k f32 (row stride ldx) -> rows x kp bf16 (row stride kp, zeros past k), round to nearest even;
 void convertRowsBf16(const float* x, int64_t ldx, int64_t rows, int64_t k, int64_t kp, uint16_t* out);
-// 16 rows x kp bf16 (row stride kp) -> one panel slice in the pair layout (64-byte aligned);
-void interleavePanelBf16(const uint16_t* rows, int64_t kp, uint16_t* panel);
 // stagePanelAvx512 where the CPU has it, else a scalar loop with the same result;
 bool stagePanelBf16(const uint16_t* const rows[16], int64_t valid, int64_t kc, uint16_t* panel);
 // X [m, k] in bf16, rows padded with zeros to a multiple of kBf16Rows and to kp columns, row stride
@@ -50,8 +48,6 @@ void gemmBf16KernelAvx512(int64_t kc, const uint16_t* a, int64_t lda, const uint
                           bool add);
 // rows x k f32 (row stride ldx) -> rows x kp bf16 (row stride kp, zeros past k), round to nearest even.
 void convertRowsToBf16Avx512(const float* x, int64_t ldx, int64_t rows, int64_t k, int64_t kp, uint16_t* out);
-// 16 rows x kp bf16 (row stride kp) -> one packed panel (pair layout, 64-byte aligned); kp / 2 < 2^31 / 16.
-void interleavePairsAvx512(const uint16_t* rows, int64_t kp, uint16_t* panel);
 // One panel's K slice from 16 rows of bf16 read where they lie (rows[r], any alignment; null: a
 // zero row): K values [0, valid) of each row, zeros from there to kc (a multiple of 32), into the
 // pair layout at `panel` (64-byte aligned, kc / 2 pair rows). Returns false when a value read is

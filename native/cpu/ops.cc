@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "cpu/cpu_features.h"
-#include "cpu/gated_rows.h"
 
 namespace shortgpt {
 
@@ -135,13 +134,10 @@ SwigluSpanFn swigluSpanFn() {
 }
 
 void swiglu(const float* gateUp, float* out, int64_t rows, int64_t inter, ThreadPool& pool) {
-#if defined(SHORTGPT_X86)
-  if (useAvx2Kernels()) {
-    pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) { swigluRowsAvx2(gateUp, out, begin, end, inter); });
-    return;
-  }
-#endif
-  gatedRows(gateUp, out, rows, inter, pool, [](float gi) { return gi / (1.0f + std::exp(-gi)); });
+  const SwigluSpanFn span = swigluSpanFn();
+  pool.parallelFor(rows, [&](int64_t begin, int64_t end, int) {
+    for (int64_t r = begin; r < end; ++r) span(gateUp + r * 2 * inter, gateUp + r * 2 * inter + inter, out + r * inter, inter);
+  });
 }
 
 }  // namespace shortgpt

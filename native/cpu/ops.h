@@ -39,9 +39,10 @@ struct RopeTable {
 void applyRope(float* x, int64_t stride, int64_t rows, int64_t heads, int64_t headDim,
                const int32_t* positions, const RopeTable& table, ThreadPool& pool);
 
-// SwiGLU: out[r, i] = silu(gateUp[r, i]) * gateUp[r, inter + i]; gateUp rows are [gate | up].
-// On CPUs with AVX2/FMA it runs swigluRowsAvx2 (ops_avx2.cc), 8 lanes with a polynomial exp
-// (about 1 ulp from expf), so its last bits differ from the portable path's std::exp.
+// SwiGLU: out[r, i] = silu(gateUp[r, i]) * gateUp[r, inter + i]; gateUp rows are [gate | up],
+// each row one swigluSpanFn() span. On CPUs with AVX2/FMA that is swigluSpanAvx2 (ops_avx2.cc),
+// 8 lanes with a polynomial exp (about 1 ulp from expf), so its last bits differ from the
+// portable path's std::exp.
 void swiglu(const float* gateUp, float* out, int64_t rows, int64_t inter, ThreadPool& pool);
 
 // o[i] = silu(g[i]) * u[i] for i < n, computed as swiglu computes element i of a row when
@@ -52,8 +53,7 @@ using SwigluSpanFn = void (*)(const float* g, const float* u, float* o, int64_t 
 SwigluSpanFn swigluSpanFn();
 
 #if defined(SHORTGPT_X86)
-// swiglu's rows [rowBegin, rowEnd), AVX2/FMA build (call only when useAvx2Kernels()).
-void swigluRowsAvx2(const float* gateUp, float* out, int64_t rowBegin, int64_t rowEnd, int64_t inter);
+// swigluSpanFn's AVX2/FMA build (call only when useAvx2Kernels()).
 void swigluSpanAvx2(const float* g, const float* u, float* o, int64_t n);
 #endif
 

@@ -42,8 +42,4 @@ void swigluSpanAvx2(const float* g, const float* u, float* o, int64_t n) {
   for (; i < n; ++i) o[i] = (g[i] / (1.0f + std::exp(-g[i]))) * u[i];
 }
 
-void swigluRowsAvx2(const float* gateUp, float* out, int64_t rowBegin, int64_t rowEnd, int64_t inter) {
-  for (int64_t r = rowBegin; r < rowEnd; ++r) swigluSpanAvx2(gateUp + r * 2 * inter, gateUp + r * 2 * inter + inter, out + r * inter, inter);
-}
-
 }  // namespace shortgpt

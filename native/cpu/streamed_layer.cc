@@ -13,7 +13,6 @@ void StreamedLayer::map(const ModelSpec& spec, const LayerRefs& w) {
     rows_[part].k = layerPartK(spec, part);
     for (const TensorRef* ref : layerPartRefs(spec, w, part)) {
       maps_[part].push_back(std::make_unique<MappedTensor>(*ref));
-      refs_[part].push_back(*ref);
       rows_[part].parts.push_back({maps_[part].back()->data(), ref->dtype, ref->shape[0]});
     }
   }
@@ -22,13 +21,12 @@ void StreamedLayer::map(const ModelSpec& spec, const LayerRefs& w) {
 void StreamedLayer::release() {
   for (int part = 0; part < kLayerParts; ++part) {
     rows_[part] = WeightRows();
-    refs_[part].clear();
     maps_[part].clear();
   }
 }
 
 void StreamedLayer::gemm(int part, const float* x, int64_t m, float* y, bool accumulate, ThreadPool& pool) const {
-  const bool finite = bf16 ? gemmBf16Streamed(x, m, rows_[part], y, accumulate, pool)
+  const bool finite = bf16_ ? gemmBf16Streamed(x, m, rows_[part], y, accumulate, pool)
                             : gemmStreamed(x, m, rows_[part], y, accumulate, pool);
   checkRead(part, finite);
 }
@@ -48,20 +46,20 @@ void StreamedLayer::throwFirstNonFinite(int part) const {
   // Chunks of f32 for the 16- and 32-bit dtypes alike (the message gives the value in f32).
   constexpr int64_t kChunk = 1 << 16;
   std::vector<float> f32(static_cast<size_t>(kChunk));
-  for (size_t i = 0; i < refs_[part].size(); ++i) {
-    const TensorRef& ref = refs_[part][i];
-    const uint8_t* bytes = static_cast<const uint8_t*>(maps_[part][i]->data());
+  for (const auto& map : maps_[part]) {
+    const TensorRef& ref = map->ref();
+    const uint8_t* bytes = static_cast<const uint8_t*>(map->data());
     const int64_t elements = ref.elements();
     const size_t elem = dtypeSize(ref.dtype);
     const ConvertToF32Fn convert = converterToF32(ref.dtype);
     for (int64_t e0 = 0; e0 < elements; e0 += kChunk) {
       const int64_t count = std::min(kChunk, elements - e0);
       convert(bytes + static_cast<size_t>(e0) * elem, f32.data(), static_cast<size_t>(count));
-      if (const int64_t j = firstNonFinite(f32.data(), count); j >= 0) throwNonFiniteWeight(ref, e0 + j, f32[static_cast<size_t>(j)]);
+      checkWeightFinite(ref, f32.data(), count, e0);
     }
   }
   // Unreachable unless the file changed under the mapping between the GEMM and this scan.
-  throw EngineError("ERR_IO", "a non-finite weight was read from " + refs_[part].front().name +
+  throw EngineError("ERR_IO", "a non-finite weight was read from " + maps_[part].front()->ref().name +
                                   " but is no longer in its file (was the checkpoint modified while in use?)");
 }
 

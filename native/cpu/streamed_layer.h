@@ -25,8 +25,8 @@ namespace shortgpt {
 
 class StreamedLayer {
  public:
-  // The session's precision: exact (gemmStreamed, f32) or fast (gemmBf16Streamed).
-  bool bf16 = false;
+  // In the session's precision: exact (gemmStreamed, f32) or fast (bf16, gemmBf16Streamed).
+  explicit StreamedLayer(bool bf16) : bf16_(bf16) {}
   // Maps layer `w`'s GEMM tensors, unmapping the previous layer's.
   void map(const ModelSpec& spec, const LayerRefs& w);
   void release();
@@ -40,8 +40,8 @@ class StreamedLayer {
   // ERR_NONFINITE_WEIGHT when `finite` is false.
   void checkRead(int part, bool finite) const;
   [[noreturn]] void throwFirstNonFinite(int part) const;
-  std::vector<std::unique_ptr<MappedTensor>> maps_[kLayerParts];
-  std::vector<TensorRef> refs_[kLayerParts];
+  bool bf16_;
+  std::vector<std::unique_ptr<MappedTensor>> maps_[kLayerParts];  // each knows its TensorRef
   WeightRows rows_[kLayerParts];
 };
 
