@@ -61,6 +61,15 @@ function translate(e: unknown): unknown {
   return e;
 }
 
+/** Runs a synchronous native call, its errors translated. */
+function translated<T>(op: () => T): T {
+  try {
+    return op();
+  } catch (e) {
+    throw translate(e);
+  }
+}
+
 function toInt32(sequences: TokenSequences): Int32Array[] {
   return sequences.map((seq, s) => {
     if (seq instanceof Int32Array) return seq;
@@ -91,16 +100,12 @@ export class EngineSession {
     const threads = options.threads ?? defaultThreads();
     if (!Number.isSafeInteger(threads) || threads < 1) throw new ShortGptError('ERR_INVALID_ARG', `threads must be a positive integer, got ${threads}`);
     const { Session } = loadBinding();
-    try {
-      return new EngineSession(new Session({
-        spec, sequences: toInt32(sequences), threads, keepLastTokenStates: options.keepLastTokenStates ?? false,
-        device: options.device ?? 'cpu', cuda: options.cuda,
-        ...(options.precision !== undefined ? { precision: options.precision } : {}),
-        ...(options.sharedPrefixes ? { sharedPrefixes: sharedPrefixArrays(options.sharedPrefixes) } : {}),
-      }));
-    } catch (e) {
-      throw translate(e);
-    }
+    return translated(() => new EngineSession(new Session({
+      spec, sequences: toInt32(sequences), threads, keepLastTokenStates: options.keepLastTokenStates ?? false,
+      device: options.device ?? 'cpu', cuda: options.cuda,
+      ...(options.precision !== undefined ? { precision: options.precision } : {}),
+      ...(options.sharedPrefixes ? { sharedPrefixes: sharedPrefixArrays(options.sharedPrefixes) } : {}),
+    })));
   }
 
   get totalTokens(): number {
@@ -162,47 +167,27 @@ export class EngineSession {
   }
 
   lastTokenStates(): NativeLastTokenStates {
-    try {
-      return this.native.lastTokenStates();
-    } catch (e) {
-      throw translate(e);
-    }
+    return translated(() => this.native.lastTokenStates());
   }
 
   /** A copy of the residual stream [totalTokens, hiddenSize] f32: after embed() or the last layer run. */
   snapshot(): Float32Array {
-    try {
-      return this.native.snapshot();
-    } catch (e) {
-      throw translate(e);
-    }
+    return translated(() => this.native.snapshot());
   }
 
   /** Puts a snapshot of this session's sequences back, in place of embed() and the layers that made it. */
   restore(residual: Float32Array): void {
-    try {
-      this.native.restore(residual);
-    } catch (e) {
-      throw translate(e);
-    }
+    translated(() => this.native.restore(residual));
   }
 
   /** --heal: keep (on) or stop keeping each later layer's MLP output [totalTokens, hiddenSize] f32. */
   captureMlp(on: boolean): void {
-    try {
-      this.native.captureMlp(on);
-    } catch (e) {
-      throw translate(e);
-    }
+    translated(() => this.native.captureMlp(on));
   }
 
   /** A copy of the MLP output of the last layer run since captureMlp(true). */
   mlpOutput(): Float32Array {
-    try {
-      return this.native.mlpOutput();
-    } catch (e) {
-      throw translate(e);
-    }
+    return translated(() => this.native.mlpOutput());
   }
 
   /** G += MᵀM, B += Mᵀ(h - residualBefore + M), h the current residual stream (double, token order). */
