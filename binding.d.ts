@@ -361,6 +361,16 @@ export interface NativeBinding {
    * mode's path for checkpoint weights), W's rows split into stacked parts of `partRows` rows
    * (default: one part). `finite` is false when a weight value read was NaN or Inf.
    */
+  /**
+   * Causal attention over sequences laid end to end (cpu/attention.h): q [rows, numHeads * headDim],
+   * k and v [rows, numKvHeads * headDim]; returns the output like q. 'f32': the exact kernels;
+   * 'bf16': fast mode's (AMX tiles where the BF16 GEMMs run on AMX, else the exact kernels).
+   * Rows before queryFrom[s] of sequence s need not be written (shared prefixes).
+   */
+  attentionForTest(
+    q: Float32Array, k: Float32Array, v: Float32Array, seqLengths: number[], numHeads: number, numKvHeads: number,
+    headDim: number, window: number, softcap: number, threads: number, precision: 'f32' | 'bf16', queryFrom?: number[],
+  ): Float32Array;
   gemmBf16StreamedForTest(
     x: Float32Array, m: number, w: Uint8Array, dtype: 'F32' | 'F16' | 'BF16',
     n: number, k: number, threads: number, kernel: 'auto' | 'amx-bf16' | 'avx512-bf16', y0?: Float32Array,

@@ -19,6 +19,7 @@
 #include "core/dtype.h"
 #include "core/weights_io.h"
 #include "core/thread_pool.h"
+#include "cpu/attention.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_bf16.h"
 #include "cpu/peak.h"
@@ -165,6 +166,76 @@ Napi::Value GemmForTest(const Napi::CallbackInfo& info) {
     gemm(a.x(), a.m, packed, y.Data(), a.accumulate, pool, portable ? GemmKernel::Portable : GemmKernel::Auto);
   });
   return y;
+}
+
+// An array of integers in [lo, hi] (argument i).
+std::vector<int64_t> intArrayArg(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi) {
+  Napi::Env env = info.Env();
+  if (i >= info.Length() || !info[i].IsArray()) throwType(env, std::string(name) + " must be an array of integers");
+  Napi::Array a = info[i].As<Napi::Array>();
+  std::vector<int64_t> out;
+  for (uint32_t j = 0; j < a.Length(); ++j) {
+    Napi::Value v = a.Get(j);
+    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+    if (!std::isfinite(d) || d != std::floor(d) || d < static_cast<double>(lo) || d > static_cast<double>(hi)) {
+      throwRange(env, std::string(name) + "[" + std::to_string(j) + "] must be an integer in [" + std::to_string(lo) +
+                          ", " + std::to_string(hi) + "]");
+    }
+    out.push_back(static_cast<int64_t>(d));
+  }
+  return out;
+}
+
+// attentionForTest(q, k, v, seqLengths, numHeads, numKvHeads, headDim, window, softcap, threads,
+// precision, queryFrom?): Float32Array. Causal attention (cpu/attention.h) over sequences laid end
+// to end: q [rows, numHeads * headDim], k and v [rows, numKvHeads * headDim], out like q.
+// precision 'f32': causalAttention; 'bf16': causalAttentionBf16 (AMX where it runs, else f32).
+Napi::Value AttentionForTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::TypedArray q = typedArrayArg(info, 0, "q", napi_float32_array, "Float32Array");
+  Napi::TypedArray k = typedArrayArg(info, 1, "k", napi_float32_array, "Float32Array");
+  Napi::TypedArray v = typedArrayArg(info, 2, "v", napi_float32_array, "Float32Array");
+  const std::vector<int64_t> lengths = intArrayArg(info, 3, "seqLengths", 1, 1 << 16);
+  AttentionShape shape;
+  shape.numHeads = intArg(info, 4, "numHeads", 1, 256);
+  shape.numKvHeads = intArg(info, 5, "numKvHeads", 1, shape.numHeads);
+  if (shape.numHeads % shape.numKvHeads != 0) throwRange(env, "numHeads must be a multiple of numKvHeads");
+  shape.headDim = intArg(info, 6, "headDim", 1, 1024);
+  shape.slidingWindow = intArg(info, 7, "window", 0, 1 << 16);
+  if (info.Length() <= 8 || !info[8].IsNumber()) throwType(env, "softcap must be a number");
+  shape.softcap = static_cast<float>(info[8].As<Napi::Number>().DoubleValue());
+  const int threads = static_cast<int>(intArg(info, 9, "threads", 1, kMaxThreads));
+  if (info.Length() <= 10 || !info[10].IsString()) throwType(env, "precision must be a string");
+  const std::string precision = info[10].As<Napi::String>().Utf8Value();
+  if (precision != "f32" && precision != "bf16") throwType(env, "precision must be 'f32' or 'bf16', got '" + precision + "'");
+  std::vector<int64_t> offsets{0};
+  for (int64_t len : lengths) offsets.push_back(offsets.back() + len);
+  const int64_t rows = offsets.back(), qd = shape.numHeads * shape.headDim, kvd = shape.numKvHeads * shape.headDim;
+  std::vector<int64_t> queryFrom;
+  const bool withQueryFrom = info.Length() > 11 && !info[11].IsUndefined();
+  if (withQueryFrom) {
+    queryFrom = intArrayArg(info, 11, "queryFrom", 0, 1 << 16);
+    if (queryFrom.size() != lengths.size()) throwRange(env, "queryFrom needs one entry per sequence");
+  }
+  if (static_cast<int64_t>(q.ElementLength()) != rows * qd) throwRange(env, "q must hold rows * numHeads * headDim values");
+  if (static_cast<int64_t>(k.ElementLength()) != rows * kvd) throwRange(env, "k must hold rows * numKvHeads * headDim values");
+  if (static_cast<int64_t>(v.ElementLength()) != rows * kvd) throwRange(env, "v must hold rows * numKvHeads * headDim values");
+  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(rows * qd));
+  guarded(env, "attentionForTest", [&] {
+    ThreadPool pool(threads);
+    std::vector<float> kt;
+    std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> kv16;
+    const float* qp = q.As<Napi::Float32Array>().Data();
+    const float* kp = k.As<Napi::Float32Array>().Data();
+    const float* vp = v.As<Napi::Float32Array>().Data();
+    const std::vector<int64_t>* from = withQueryFrom ? &queryFrom : nullptr;
+    if (precision == "bf16") {
+      causalAttentionBf16(qp, qd, kp, vp, kvd, out.Data(), qd, offsets, shape, pool, kt, kv16, from);
+    } else {
+      causalAttention(qp, qd, kp, vp, kvd, out.Data(), qd, offsets, shape, pool, kt, from);
+    }
+  });
+  return out;
 }
 
 // Argument 7 of gemmBf16ForTest / gemmBf16StreamedForTest: 'auto', 'amx-bf16' or 'avx512-bf16'.
@@ -455,6 +526,7 @@ void registerKernelExports(Napi::Env env, Napi::Object exports) {
   exports.Set("gemmStreamedForTest", Napi::Function::New(env, GemmStreamedForTest, "gemmStreamedForTest"));
   exports.Set("mappedTensorShrinkForTest", Napi::Function::New(env, MappedTensorShrinkForTest, "mappedTensorShrinkForTest"));
   exports.Set("gemmBf16StreamedForTest", Napi::Function::New(env, GemmBf16StreamedForTest, "gemmBf16StreamedForTest"));
+  exports.Set("attentionForTest", Napi::Function::New(env, AttentionForTest, "attentionForTest"));
   exports.Set("convertToF32ForTest", Napi::Function::New(env, ConvertToF32ForTest, "convertToF32ForTest"));
   exports.Set("benchGemm", Napi::Function::New(env, BenchGemm, "benchGemm"));
   exports.Set("threadPoolForTest", Napi::Function::New(env, ThreadPoolForTest, "threadPoolForTest"));

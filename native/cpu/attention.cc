@@ -6,15 +6,20 @@
 
 #include "cpu/attention_kernel.h"
 #include "cpu/cpu_features.h"
+#include "cpu/gemm_bf16.h"
 
 namespace shortgpt {
 
-void causalAttention(const float* q, int64_t qStride, const float* k, const float* v, int64_t kvStride,
-                     float* out, int64_t outStride, const std::vector<int64_t>& seqOffsets,
-                     const AttentionShape& shape, ThreadPool& pool, std::vector<float>& ktBuf,
-                     const std::vector<int64_t>* queryFrom) {
-  // Work items are (sequence, head, query block): each output row is written by exactly one
-  // item, computed in a fixed order, so results do not depend on the thread count.
+namespace {
+
+// Work items are (sequence, head, query block): each output row is written by exactly one item,
+// computed in a fixed order, so results do not depend on the thread count. Causal rows late in a
+// sequence see more keys, so equal item counts are unequal work. The pool splits [0, n) into
+// contiguous chunks, one per thread; so items are dealt into one bucket per thread, largest first
+// to the least-loaded bucket (LPT scheduling), and each thread runs one bucket. Only the schedule
+// changes: every item's arithmetic is the same.
+std::vector<std::vector<AttentionItem>> scheduleItems(const std::vector<int64_t>& seqOffsets, const AttentionShape& shape,
+                                                      int64_t threads, const std::vector<int64_t>* queryFrom) {
   std::vector<AttentionItem> items;
   for (size_t s = 0; s + 1 < seqOffsets.size(); ++s) {
     for (int64_t r = seqOffsets[s]; r < seqOffsets[s + 1]; r += kAttentionQueryBlock) {
@@ -24,11 +29,6 @@ void causalAttention(const float* q, int64_t qStride, const float* k, const floa
       }
     }
   }
-  // Causal rows late in a sequence see more keys, so equal item counts are unequal work. The
-  // pool splits [0, n) into contiguous chunks, one per thread; so items are dealt into one
-  // bucket per thread, largest first to the least-loaded bucket (LPT scheduling), and each
-  // thread runs one bucket. Only the schedule changes: every item's arithmetic is the same.
-  const int64_t threads = std::max(1, pool.threads());
   const int64_t window = shape.slidingWindow;
   auto cost = [window](const AttentionItem& it) {
     // Rows x the keys the block's rows reach together (what the kernel iterates over).
@@ -46,6 +46,22 @@ void causalAttention(const float* q, int64_t qStride, const float* k, const floa
     buckets[b].push_back(items[i]);
     load[b] += cost(items[i]);
   }
+  return buckets;
+}
+
+// The sequence whose rows start at seqBegin.
+size_t sequenceOf(const std::vector<int64_t>& seqOffsets, int64_t seqBegin) {
+  return static_cast<size_t>(std::upper_bound(seqOffsets.begin(), seqOffsets.end(), seqBegin) - seqOffsets.begin() - 1);
+}
+
+}  // namespace
+
+void causalAttention(const float* q, int64_t qStride, const float* k, const float* v, int64_t kvStride,
+                     float* out, int64_t outStride, const std::vector<int64_t>& seqOffsets,
+                     const AttentionShape& shape, ThreadPool& pool, std::vector<float>& ktBuf,
+                     const std::vector<int64_t>* queryFrom) {
+  const int64_t threads = std::max(1, pool.threads());
+  std::vector<std::vector<AttentionItem>> buckets = scheduleItems(seqOffsets, shape, threads, queryFrom);
 #if defined(SHORTGPT_X86)
   // Soft-capping (Gemma 2) is implemented by the portable kernel only.
   const bool avx2 = useAvx2Kernels() && shape.softcap <= 0;
@@ -96,7 +112,7 @@ void causalAttention(const float* q, int64_t qStride, const float* k, const floa
     });
     for (auto& bucket : buckets) {
       for (AttentionItem& it : bucket) {
-        const size_t s = static_cast<size_t>(std::upper_bound(seqOffsets.begin(), seqOffsets.end(), it.seqBegin) - seqOffsets.begin() - 1);
+        const size_t s = sequenceOf(seqOffsets, it.seqBegin);
         it.ktOffset = ktOffsets[s];
         it.ktStride = ktStrides[s];
       }
@@ -121,6 +137,61 @@ void causalAttention(const float* q, int64_t qStride, const float* k, const floa
       attentionItems(bucket, 0, n, q, qStride, k, v, kvStride, out, outStride, shape);
     }
   });
+}
+
+void causalAttentionBf16(const float* q, int64_t qStride, const float* k, const float* v, int64_t kvStride,
+                         float* out, int64_t outStride, const std::vector<int64_t>& seqOffsets,
+                         const AttentionShape& shape, ThreadPool& pool, std::vector<float>& ktScratch,
+                         std::vector<uint16_t, CacheAlignedAllocator<uint16_t>>& kvScratch, const std::vector<int64_t>* queryFrom) {
+#if defined(SHORTGPT_X86)
+  const char* force = std::getenv("SHORTGPT_BF16_ATTENTION");
+  const bool amx = std::strcmp(bf16KernelName(), "amx-bf16") == 0 && shape.softcap <= 0 && shape.headDim > 0 &&
+                   shape.headDim <= 512 && !(force != nullptr && std::strcmp(force, "f32") == 0);
+  if (amx) {
+    const int64_t threads = std::max(1, pool.threads());
+    std::vector<std::vector<AttentionItem>> buckets = scheduleItems(seqOffsets, shape, threads, queryFrom);
+    // K and V in bf16 tiles, once per call: one task per (sequence, kv head, 32 keys).
+    const int64_t hd = shape.headDim, kvHeads = shape.numKvHeads, seqs = static_cast<int64_t>(seqOffsets.size()) - 1;
+    std::vector<int64_t> offsets(static_cast<size_t>(seqs), 0), taskStart(static_cast<size_t>(seqs) + 1, 0);
+    int64_t total = 0;
+    for (int64_t s = 0; s < seqs; ++s) {
+      const int64_t len = seqOffsets[static_cast<size_t>(s) + 1] - seqOffsets[static_cast<size_t>(s)];
+      offsets[static_cast<size_t>(s)] = total;
+      total += kvHeads * kvBf16AmxElements(len, hd);
+      taskStart[static_cast<size_t>(s) + 1] = taskStart[static_cast<size_t>(s)] + kvHeads * ((len + 31) / 32);
+    }
+    if (kvScratch.size() < static_cast<size_t>(total)) kvScratch.resize(static_cast<size_t>(total));
+    uint16_t* kv = kvScratch.data();
+    pool.parallelFor(taskStart.back(), [&](int64_t begin, int64_t end, int) {
+      for (int64_t t = begin; t < end; ++t) {
+        const size_t s = static_cast<size_t>(std::upper_bound(taskStart.begin(), taskStart.end(), t) - taskStart.begin() - 1);
+        const int64_t len = seqOffsets[s + 1] - seqOffsets[s], steps = (len + 31) / 32, local = t - taskStart[s];
+        const int64_t g = local / steps, j0 = (local % steps) * 32;
+        uint16_t* kb = kv + offsets[s] + g * kvBf16AmxElements(len, hd);
+        uint16_t* vb = kb + kvBf16AmxElements(len, hd) / 2;
+        const float* ks = k + seqOffsets[s] * kvStride + g * hd;
+        const float* vs = v + seqOffsets[s] * kvStride + g * hd;
+        stageKvBf16Amx(ks, vs, kvStride, len, j0, hd, kb, vb);
+      }
+    });
+    for (auto& bucket : buckets) {
+      for (AttentionItem& it : bucket) {
+        const size_t s = sequenceOf(seqOffsets, it.seqBegin);
+        it.ktOffset = offsets[s];
+        it.ktStride = (seqOffsets[s + 1] - seqOffsets[s] + 31) / 32 * 32;
+      }
+    }
+    pool.parallelFor(threads, [&](int64_t begin, int64_t end, int) {
+      for (int64_t b = begin; b < end; ++b) {
+        const std::vector<AttentionItem>& bucket = buckets[static_cast<size_t>(b)];
+        attentionItemsAmx(bucket, 0, static_cast<int64_t>(bucket.size()), q, qStride, kv, out, outStride, shape);
+      }
+    });
+    return;
+  }
+#endif
+  (void)kvScratch;
+  causalAttention(q, qStride, k, v, kvStride, out, outStride, seqOffsets, shape, pool, ktScratch, queryFrom);
 }
 
 }  // namespace shortgpt

@@ -384,7 +384,6 @@ class CpuBackend final : public Backend {
     float* qkv = qkv_.data();
     float* attn = attn_.data();
     float* mid = mid_.data();
-    float* act = act_.data();
     float* delta = delta_.data();
     TokenStats* tok = tok_.data();
 
@@ -441,17 +440,27 @@ class CpuBackend final : public Backend {
       } else {
         std::vector<int64_t> offsets;
         for (int64_t s = b.seqBegin; s <= b.seqEnd; ++s) offsets.push_back(seqOffsets_[static_cast<size_t>(s)] - b.rowBegin);
-        causalAttention(qkv, qkvDim, qkv + qd, qkv + qd + kvd, qkvDim, attn, qd, offsets, shape, pool_, kt_);
+        if (bf16_) {
+          causalAttentionBf16(qkv, qkvDim, qkv + qd, qkv + qd + kvd, qkvDim, attn, qd, offsets, shape, pool_, kt_, kv16_);
+        } else {
+          causalAttention(qkv, qkvDim, qkv + qd, qkv + qd + kvd, qkvDim, attn, qd, offsets, shape, pool_, kt_);
+        }
       }
 
-      std::memcpy(mid, hb, static_cast<size_t>(rows * H) * sizeof(float));
       if (post || gemma) {  // OLMo 2, Gemma: h + post_attention_layernorm(o_proj(attn) + bias)
         project(1, attn, rows, mid, false);
         if (spec_.outputBias) addBias(mid, H, rows, oBias.data(), H, pool_);
         rmsNorm(mid, H, mid, H, rows, H, postNorm.data(), eps, pool_);
         scaledResidualAdd(hb, mid, rows * H, 1.0f, pool_);
-      } else if (residualScale == 1.0f) {
-        project(1, attn, rows, mid, true);  // first residual add
+      } else if (residualScale == 1.0f) {  // first residual add: mid = h + o_proj(attn)
+        if (stream_ && bf16_) {
+          streamed_.gemmAddTo(1, attn, rows, hb, mid, pool_);  // h added as the tiles are stored
+        } else if (bf16_) {
+          gemmBf16AddTo(attn, rows, oB_, hb, mid, pool_);
+        } else {
+          std::memcpy(mid, hb, static_cast<size_t>(rows * H) * sizeof(float));
+          project(1, attn, rows, mid, true);
+        }
         if (spec_.outputBias) addBias(mid, H, rows, oBias.data(), H, pool_);
       } else {  // Granite: h + (o_proj(attn) + bias) * residual_multiplier
         project(1, attn, rows, mid, false);
@@ -462,25 +471,31 @@ class CpuBackend final : public Backend {
       if (moe) {
         moe_.forward(x, rows, delta, pool_);
       } else {
-        if (bf16_ && fuseSwiglu_ && !gemma && (stream_ || I % 16 == 0)) {  // SwiGLU applied as gate|up is stored
+        if (bf16_ && fuseSwiglu_ && !gemma && (stream_ || I % 16 == 0)) {
+          // SwiGLU applied as gate|up is stored, in bf16, where the down projection reads it.
+          const Bf16Activations act16 = swigluBf16Scratch();
           if (stream_) {
-            streamed_.gemmSwiglu(post ? mid : x, rows, act, pool_);
+            streamed_.gemmSwiglu(post ? mid : x, rows, act16, pool_);
+            streamed_.gemm(3, act16, rows, delta, false, pool_);
           } else {
-            gemmBf16Swiglu(post ? mid : x, rows, guB_, act, pool_);
+            gemmBf16Swiglu(post ? mid : x, rows, guB_, act16, pool_);
+            gemmBf16(act16, rows, downB_, delta, false, pool_);
           }
         } else {
-          // [gate | up] rows: only this path needs them (fast mode's SwiGLU never writes them
-          // out), so they are allocated here, on first use, not with the other scratch.
+          // [gate | up] rows and the f32 activation: only this path needs them (fast mode's
+          // SwiGLU never writes them out), so they are allocated here, on first use.
           if (gateUp_.empty()) gateUp_.resize(static_cast<size_t>(maxBatchRows_ * 2 * I));
           float* gateUp = gateUp_.data();
           project(2, post ? mid : x, rows, gateUp, false);
+          if (act_.empty()) act_.resize(static_cast<size_t>(maxBatchRows_ * I));
+          float* act = act_.data();
           if (gemma) {
             gegluTanh(gateUp, act, rows, I, pool_);
           } else {
             swiglu(gateUp, act, rows, I, pool_);
           }
+          project(3, act, rows, delta, false);
         }
-        project(3, act, rows, delta, false);
       }
       if (post || gemma) rmsNorm(delta, H, delta, H, rows, H, ffNorm.data(), eps, pool_);  // OLMo 2, Gemma
       if (residualScale != 1.0f) scaleInPlace(delta, rows * H, residualScale, pool_);  // Granite
@@ -1026,21 +1041,34 @@ class CpuBackend final : public Backend {
         at += rows;
       }
       float* g = gqkv_.data();
-      causalAttention(g, qkvDim, g + qd, g + qd + kvd, qkvDim, gattn_.data(), qd, c.offsets, shape, pool_, kt_, &c.queryFrom);
+      if (bf16_) {
+        causalAttentionBf16(g, qkvDim, g + qd, g + qd + kvd, qkvDim, gattn_.data(), qd, c.offsets, shape, pool_, kt_, kv16_,
+                            &c.queryFrom);
+      } else {
+        causalAttention(g, qkvDim, g + qd, g + qd + kvd, qkvDim, gattn_.data(), qd, c.offsets, shape, pool_, kt_, &c.queryFrom);
+      }
       for (const GatherChunk::Out& o : c.outs) {
         std::memcpy(attn + o.batchRow * qd, gattn_.data() + o.gathered * qd, static_cast<size_t>(o.rows * qd) * sizeof(float));
       }
     }
   }
 
+  // The fused SwiGLU's bf16 output, the down projection's input: allocated on first use, zeroed
+  // once (the columns from I to the stride are the K padding the kernels read; never written).
+  Bf16Activations swigluBf16Scratch() {
+    const int64_t lda = bf16ActivationStride(spec_.intermediateSize);
+    const size_t need = static_cast<size_t>(bf16ActivationRows(maxBatchRows_) * lda);
+    if (act16_.size() < need) act16_.assign(need, 0);
+    return {act16_.data(), lda};
+  }
+
   void allocateScratch() {
-    const int64_t R = maxBatchRows_, H = spec_.hiddenSize, I = spec_.intermediateSize;
+    const int64_t R = maxBatchRows_, H = spec_.hiddenSize;
     const int64_t qd = spec_.qDim(), kvd = spec_.kvDim();
     x_.resize(static_cast<size_t>(R * H));
     qkv_.resize(static_cast<size_t>(R * (qd + 2 * kvd)));
     attn_.resize(static_cast<size_t>(R * qd));
     mid_.resize(static_cast<size_t>(R * H));
-    act_.resize(static_cast<size_t>(R * I));
     delta_.resize(static_cast<size_t>(R * H));
     tok_.resize(static_cast<size_t>(R));
   }
@@ -1072,9 +1100,11 @@ class CpuBackend final : public Backend {
   // attention output [R, qd]; h + attention [R, H]; gate | up [R, 2I]; silu(gate) * up [R, I];
   // MLP output [R, H]; per-token statistics [R].
   Buffer x_, qkv_, attn_, mid_, gateUp_, act_, delta_;
+  std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> act16_;  // fast mode's fused SwiGLU output
   std::vector<TokenStats> tok_;
   float* mlpCapture_ = nullptr;  // --heal: where forwardLayer copies the MLP output (owned by the Session)
   std::vector<float> kt_;  // attention's transposed keys, [kvHeads, headDim, padded batch rows]
+  std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> kv16_;  // fast mode's attention on AMX: K and V staged in bf16 tiles
   // The current layer's packed weights (storage reused layer after layer: no fresh page faults).
   PackedWeight qkvW_, oW_, guW_, downW_;
   PackedWeightBf16 qkvB_, oB_, guB_, downB_;  // the same in fast mode

@@ -14,6 +14,7 @@
 #endif
 
 #include "cpu/gemm_bf16_kernels.h"
+#include "cpu/ops.h"
 
 namespace shortgpt {
 
@@ -160,15 +161,33 @@ const uint16_t* convertActivationsBf16(const float* x, int64_t m, int64_t k, int
   return a;
 }
 
-void storeBf16Tile(const float* c, int64_t rows, int64_t cols, float* y, int64_t ldy, bool accumulate) {
+void storeBf16Tile(const float* c, int64_t rows, int64_t cols, const float* base, float* y, int64_t ldy, bool accumulate) {
   for (int64_t i = 0; i < rows; ++i) {
     float* yr = y + i * ldy;
     const float* cr = c + i * kBf16Cols;
-    if (accumulate) {
+    if (base) {
+      const float* br = base + i * ldy;
+      for (int64_t j = 0; j < cols; ++j) yr[j] = br[j] + cr[j];
+    } else if (accumulate) {
       for (int64_t j = 0; j < cols; ++j) yr[j] += cr[j];
     } else {
       std::memcpy(yr, cr, static_cast<size_t>(cols) * sizeof(float));
     }
+  }
+}
+
+void swigluTileToBf16(const float* c, int64_t rows, int64_t cols, uint16_t* out, int64_t ldo) {
+#if defined(SHORTGPT_X86)
+  if (support().avx512bf16 || support().amx) {
+    swigluTileToBf16Avx512(c, rows, cols, out, ldo);
+    return;
+  }
+#endif
+  const SwigluSpanFn span = swigluSpanFn();
+  float o[16];
+  for (int64_t i = 0; i < rows; ++i) {
+    span(c + i * kBf16Cols, c + i * kBf16Cols + 16, o, cols);
+    convertRowsBf16(o, cols, 1, cols, cols, out + i * ldo);
   }
 }
 

@@ -11,6 +11,7 @@
 // so results are bit-identical for any thread count (for a given kernel; AMX and AVX512-BF16 may
 // differ in the last bits).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -75,15 +76,39 @@ class PackedWeightBf16 {
   std::vector<uint16_t, CacheAlignedAllocator<uint16_t>> data_;
 };
 
+// Activations already rounded to BF16, laid out as the tile loop reads them: row r's K values at
+// data + r * lda, then zeros up to K rounded up to 32; rows allocated to a multiple of 32
+// (bf16ActivationRows). The fused SwiGLU epilogue writes the down projection's input this way.
+// Rows past m may hold anything finite-or-not: each output row reads only its own input row.
+struct Bf16Activations {
+  uint16_t* data = nullptr;
+  int64_t lda = 0;
+};
+// The row stride for K values: K rounded up to 32, plus one cache line (at a power-of-two stride,
+// kp = 2048: 4 KiB, the 16 rows an AMX tile load touches would all fall into one L1 set).
+inline int64_t bf16ActivationStride(int64_t k) { return (std::max<int64_t>(k, 0) + 31) / 32 * 32 + 32; }
+// Rows to allocate for m rows: the kernels read A in blocks of 32.
+inline int64_t bf16ActivationRows(int64_t m) { return (std::max<int64_t>(m, 0) + 31) / 32 * 32; }
+
 // Throws std::runtime_error when `kernel` cannot run here (callers check bf16KernelAvailable).
 void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate, ThreadPool& pool,
               Bf16Kernel kernel = Bf16Kernel::Auto);
+// The same with X already in BF16 (as the fused SwiGLU leaves it): bit-identical to gemmBf16 on
+// the f32 values that were rounded.
+void gemmBf16(const Bf16Activations& x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate,
+              ThreadPool& pool, Bf16Kernel kernel = Bf16Kernel::Auto);
+// Y = base + X * W^T (base: rows of stride N, not Y itself): a residual add without copying the
+// residual into Y first. Bit-identical to that copy followed by gemmBf16(..., accumulate = true).
+void gemmBf16AddTo(const float* x, int64_t m, const PackedWeightBf16& w, const float* base, float* y, ThreadPool& pool,
+                   Bf16Kernel kernel = Bf16Kernel::Auto);
 // The gate|up projection with SwiGLU applied as the results are stored: W = [gate; up] (2 *
-// inter rows, inter a multiple of 16), out[r, i] = silu(gate . x_r) * (up . x_r), row stride
-// inter. Each kernel call computes a 16-wide span of gate beside the same span of up, so the
-// [m, 2 * inter] product is never written out and read back. Bit-identical to gemmBf16 followed
-// by swiglu (ops.h).
-void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, float* out, ThreadPool& pool,
+// inter rows, inter a multiple of 16), out row r, column i = bf16(silu(gate . x_r) * (up . x_r)),
+// ready to be the down projection's input (out.lda >= bf16ActivationStride(inter); columns from
+// inter to the stride are not written: zero them once). Each kernel call computes a 16-wide span
+// of gate beside the same span of up, so the [m, 2 * inter] product is never written out and
+// read back, nor the f32 [m, inter] result converted again. Bit-identical to gemmBf16 followed by
+// swiglu (ops.h) and the down projection's own rounding.
+void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, const Bf16Activations& out, ThreadPool& pool,
                     Bf16Kernel kernel = Bf16Kernel::Auto);
 
 // gemmBf16Streamed: the same product on a weight read where it lies (cpu/weight_rows.h), packed
@@ -96,9 +121,14 @@ void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, float*
 // (Y then holds garbage): the caller finds the first one in order and reports it, as packing would.
 bool gemmBf16Streamed(const float* x, int64_t m, const WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
                       Bf16Kernel kernel = Bf16Kernel::Auto);
+bool gemmBf16Streamed(const Bf16Activations& x, int64_t m, const WeightRows& w, float* y, bool accumulate,
+                      ThreadPool& pool, Bf16Kernel kernel = Bf16Kernel::Auto);
+
+bool gemmBf16StreamedAddTo(const float* x, int64_t m, const WeightRows& w, const float* base, float* y,
+                           ThreadPool& pool, Bf16Kernel kernel = Bf16Kernel::Auto);
 
 // gemmBf16Swiglu on a weight read where it lies (any inter).
-bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const WeightRows& w, float* out, ThreadPool& pool,
-                            Bf16Kernel kernel = Bf16Kernel::Auto);
+bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const WeightRows& w, const Bf16Activations& out,
+                            ThreadPool& pool, Bf16Kernel kernel = Bf16Kernel::Auto);
 
 }  // namespace shortgpt

@@ -34,23 +34,29 @@ struct alignas(64) TileConfig {
   uint8_t rows[16];
 };
 
-// Every tile 16 rows x 64 bytes (palette 1). Loaded once per thread: the configuration is part of
-// the thread's state and the kernel never changes it.
-void configureTilesOnce() {
-  thread_local bool configured = false;
-  if (configured) return;
-  TileConfig cfg;
-  std::memset(&cfg, 0, sizeof cfg);
+}  // namespace
+
+// Every tile 16 rows x 64 bytes (palette 1). A constant in memory: GCC treats the stores to a
+// local configuration before LDTILECFG as dead (it keeps only the zeroing and the palette, which
+// configures no tile at all: the next tile instruction is #UD), so the bytes must already be there.
+constexpr TileConfig kTileConfig = [] {
+  TileConfig cfg{};
   cfg.palette = 1;
   for (int t = 0; t < 8; ++t) {
     cfg.colsb[t] = 64;
     cfg.rows[t] = 16;
   }
-  _tile_loadconfig(&cfg);
+  return cfg;
+}();
+
+// Loaded once per thread: the configuration is part of the thread's state and the kernels never
+// change it.
+void amxConfigureTiles() {
+  thread_local bool configured = false;
+  if (configured) return;
+  _tile_loadconfig(&kTileConfig);
   configured = true;
 }
-
-}  // namespace
 
 std::string amxRequestPermission() {
 #if defined(__linux__) && defined(SYS_arch_prctl)
@@ -73,7 +79,7 @@ std::string amxRequestPermission() {
 
 void gemmBf16KernelAmx(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b0, const uint16_t* b1, float* c,
                        bool add) {
-  configureTilesOnce();
+  amxConfigureTiles();
   const int64_t strideA = lda * static_cast<int64_t>(sizeof(uint16_t));
   const uint16_t* a1 = a + 16 * lda;
   constexpr int64_t strideC = kBf16Cols * sizeof(float);

@@ -16,7 +16,8 @@
 // the same order, so every output is bit-identical whatever the source, tile shape or threads.
 //
 // The gate|up projection can store silu(gate) * up directly (SwiGLU fused, gemmBf16Swiglu /
-// gemmBf16StreamedSwiglu): a pair then holds a 16-wide span of gate beside the same span of up.
+// gemmBf16StreamedSwiglu): a pair then holds a 16-wide span of gate beside the same span of up,
+// and the result goes out in bf16, as the down projection's tile loop reads it (Bf16Activations).
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -29,7 +30,6 @@
 #include "core/finite.h"
 #include "cpu/gemm_bf16.h"
 #include "cpu/gemm_bf16_kernels.h"
-#include "cpu/ops.h"
 
 namespace shortgpt {
 
@@ -79,12 +79,11 @@ bool stageRowBf16(const StackedRows& stack, int64_t g, int64_t k0, int64_t valid
 // What a pair of panels holds and where its results go. Plain: pair q is W's rows
 // [32q, 32q + 32) and columns [32q, 32q + 32) of Y. Gated (SwiGLU, W = [gate; up]): pair q is
 // gate rows [16q, 16q + 16) beside the same up rows, so a kernel's C holds gate in columns 0..15
-// and up in 16..31 for one 16-wide span of the intermediate, stored as silu(gate) * up.
+// and up in 16..31 for one 16-wide span of the intermediate, stored as bf16(silu(gate) * up).
 struct PairLayout {
   bool gated = false;
   int64_t n = 0;      // W's rows
   int64_t inter = 0;  // gated: the intermediate size (n = 2 * inter)
-  SwigluSpanFn swiglu = nullptr;  // gated: the epilogue
   int64_t pairs() const { return gated ? ceilDiv(inter, 16) : ceilDiv(n, 32); }
   // The stacked row behind panel `half`'s row i of pair q, or -1 for a zero row.
   int64_t row(int64_t q, int64_t half, int64_t i) const {
@@ -105,7 +104,6 @@ PairLayout gatedLayout(int64_t n) {
   l.gated = true;
   l.n = n;
   l.inter = n / 2;
-  l.swiglu = swigluSpanFn();
   return l;
 }
 
@@ -115,24 +113,44 @@ struct PanelSource {
   const PackedWeightBf16* packed = nullptr;
 };
 
+// The activations: f32 rows (row stride K) to round once per call, or rows already in bf16.
+struct ActivationSource {
+  const float* x = nullptr;
+  const Bf16Activations* bf16 = nullptr;
+};
+
+// Where results go: f32 rows of Y (plain layout, row stride N; base: Y = base + X W^T), or bf16
+// rows (gated layout).
+struct Output {
+  float* y = nullptr;
+  const Bf16Activations* act = nullptr;
+  const float* base = nullptr;
+};
+
 // Y (+)= X W^T over `layout`; returns whether every staged weight was finite. No rows, no
 // columns or K = 0 need no kernel: an empty sum (gated: silu(0) * 0) is 0.
-bool tileGemm(const float* x, int64_t m, int64_t k, const PanelSource& src, const PairLayout& layout, float* y,
-              bool accumulate, ThreadPool& pool, Bf16Kernel kernel) {
+bool tileGemm(const ActivationSource& in, int64_t m, int64_t k, const PanelSource& src, const PairLayout& layout,
+              const Output& out, bool accumulate, ThreadPool& pool, Bf16Kernel kernel) {
   const int64_t n = layout.n, kp = ceilDiv(k, 32) * 32;
   const int64_t outCols = layout.gated ? layout.inter : n;
   if (m <= 0 || outCols <= 0) return true;
   if (k <= 0) {
-    if (!accumulate) std::fill(y, y + m * outCols, 0.0f);
+    if (layout.gated) {
+      for (int64_t r = 0; r < m; ++r) std::fill(out.act->data + r * out.act->lda, out.act->data + r * out.act->lda + outCols, uint16_t{0});
+    } else if (out.base) {
+      std::copy(out.base, out.base + m * outCols, out.y);
+    } else if (!accumulate) {
+      std::fill(out.y, out.y + m * outCols, 0.0f);
+    }
     return true;
   }
   const Bf16MicroKernel micro = bf16MicroKernel(kernel);
-  // The activations, converted once per call (not per tile: each row meets every panel pair),
-  // into a buffer of the calling thread kept across calls; rows padded to 32 with zeros. The row
-  // stride is kp plus one cache line: at a power-of-two stride (kp = 2048: 4 KiB) the 16 rows an
-  // AMX tile load touches would all fall into the same L1 set.
-  const int64_t blocks = ceilDiv(m, kBf16Rows), lda = kp + 32;
-  const uint16_t* a = convertActivationsBf16(x, m, k, kp, lda, pool);
+  // The activations, converted once per call (not per tile: each row meets every panel pair)
+  // into a buffer of the calling thread kept across calls, or as the caller converted them.
+  const int64_t blocks = ceilDiv(m, kBf16Rows);
+  const int64_t lda = in.bf16 ? in.bf16->lda : bf16ActivationStride(k);
+  const uint16_t* a = in.bf16 ? in.bf16->data : convertActivationsBf16(in.x, m, k, kp, lda, pool);
+  float* y = out.y;
   const StackedRows* stack = src.rows;
   const uint16_t* packed = src.packed ? src.packed->data() : nullptr;
   // Packed panel p's K slice from k0: panels of 16 rows, kp / 2 pair rows of 32 values each.
@@ -230,12 +248,10 @@ bool tileGemm(const float* x, int64_t m, int64_t k, const PanelSource& src, cons
         const float* c = cOf(bl, q);
         if (layout.gated) {
           const int64_t col0 = q * 16, cols = std::min<int64_t>(16, layout.inter - col0);
-          for (int64_t i = 0; i < rows; ++i) {
-            layout.swiglu(c + i * kBf16Cols, c + i * kBf16Cols + 16, y + (r0 + i) * layout.inter + col0, cols);
-          }
+          swigluTileToBf16(c, rows, cols, out.act->data + r0 * out.act->lda + col0, out.act->lda);
         } else {
           const int64_t col0 = q * 32, cols = std::min<int64_t>(32, n - col0);
-          storeBf16Tile(c, rows, cols, y + r0 * n + col0, n, accumulate);
+          storeBf16Tile(c, rows, cols, out.base ? out.base + r0 * n + col0 : nullptr, y + r0 * n + col0, n, accumulate);
         }
       }
     }
@@ -253,25 +269,48 @@ bool tileGemm(const float* x, int64_t m, int64_t k, const PanelSource& src, cons
 
 void gemmBf16(const float* x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate, ThreadPool& pool,
               Bf16Kernel kernel) {
-  tileGemm(x, m, w.cols(), PanelSource{nullptr, &w}, plainLayout(w.rows()), y, accumulate, pool, kernel);
+  tileGemm({x, nullptr}, m, w.cols(), {nullptr, &w}, plainLayout(w.rows()), {y, nullptr}, accumulate, pool, kernel);
 }
 
-void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, float* out, ThreadPool& pool, Bf16Kernel kernel) {
+void gemmBf16(const Bf16Activations& x, int64_t m, const PackedWeightBf16& w, float* y, bool accumulate,
+              ThreadPool& pool, Bf16Kernel kernel) {
+  tileGemm({nullptr, &x}, m, w.cols(), {nullptr, &w}, plainLayout(w.rows()), {y, nullptr}, accumulate, pool, kernel);
+}
+
+void gemmBf16Swiglu(const float* x, int64_t m, const PackedWeightBf16& w, const Bf16Activations& out, ThreadPool& pool,
+                    Bf16Kernel kernel) {
   if (w.rows() % 32 != 0) throw std::invalid_argument("gemmBf16Swiglu: W must hold [gate; up] with a multiple of 16 rows each");
-  tileGemm(x, m, w.cols(), PanelSource{nullptr, &w}, gatedLayout(w.rows()), out, false, pool, kernel);
+  tileGemm({x, nullptr}, m, w.cols(), {nullptr, &w}, gatedLayout(w.rows()), {nullptr, &out}, false, pool, kernel);
+}
+
+void gemmBf16AddTo(const float* x, int64_t m, const PackedWeightBf16& w, const float* base, float* y, ThreadPool& pool,
+                   Bf16Kernel kernel) {
+  tileGemm({x, nullptr}, m, w.cols(), {nullptr, &w}, plainLayout(w.rows()), {y, nullptr, base}, false, pool, kernel);
+}
+
+bool gemmBf16StreamedAddTo(const float* x, int64_t m, const WeightRows& w, const float* base, float* y, ThreadPool& pool,
+                           Bf16Kernel kernel) {
+  const StackedRows stack(w);
+  return tileGemm({x, nullptr}, m, w.k, {&stack, nullptr}, plainLayout(w.rows()), {y, nullptr, base}, false, pool, kernel);
 }
 
 bool gemmBf16Streamed(const float* x, int64_t m, const WeightRows& w, float* y, bool accumulate, ThreadPool& pool,
                       Bf16Kernel kernel) {
   const StackedRows stack(w);
-  return tileGemm(x, m, w.k, PanelSource{&stack, nullptr}, plainLayout(w.rows()), y, accumulate, pool, kernel);
+  return tileGemm({x, nullptr}, m, w.k, {&stack, nullptr}, plainLayout(w.rows()), {y, nullptr}, accumulate, pool, kernel);
 }
 
-bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const WeightRows& w, float* out, ThreadPool& pool,
-                            Bf16Kernel kernel) {
+bool gemmBf16Streamed(const Bf16Activations& x, int64_t m, const WeightRows& w, float* y, bool accumulate,
+                      ThreadPool& pool, Bf16Kernel kernel) {
+  const StackedRows stack(w);
+  return tileGemm({nullptr, &x}, m, w.k, {&stack, nullptr}, plainLayout(w.rows()), {y, nullptr}, accumulate, pool, kernel);
+}
+
+bool gemmBf16StreamedSwiglu(const float* x, int64_t m, const WeightRows& w, const Bf16Activations& out,
+                            ThreadPool& pool, Bf16Kernel kernel) {
   if (w.rows() % 2 != 0) throw std::invalid_argument("gemmBf16StreamedSwiglu: W must hold [gate; up], an even number of rows");
   const StackedRows stack(w);
-  return tileGemm(x, m, w.k, PanelSource{&stack, nullptr}, gatedLayout(w.rows()), out, false, pool, kernel);
+  return tileGemm({x, nullptr}, m, w.k, {&stack, nullptr}, gatedLayout(w.rows()), {nullptr, &out}, false, pool, kernel);
 }
 
 }  // namespace shortgpt

@@ -36,12 +36,20 @@ bool stagePanelBf16(const uint16_t* const rows[16], int64_t valid, int64_t kc, u
 // X [m, k] in bf16, rows padded with zeros to a multiple of kBf16Rows and to kp columns, row stride
 // lda, in a buffer of the calling thread kept across calls (converted by the pool);
 const uint16_t* convertActivationsBf16(const float* x, int64_t m, int64_t k, int64_t kp, int64_t lda, ThreadPool& pool);
-// the valid rows x cols of a kernel's C [32 x 32] into Y (row stride ldy), written or added.
-void storeBf16Tile(const float* c, int64_t rows, int64_t cols, float* y, int64_t ldy, bool accumulate);
+// the valid rows x cols of a kernel's C [32 x 32] into Y (row stride ldy): written, added, or
+// (base not null: rows of the same stride) written as base + C;
+void storeBf16Tile(const float* c, int64_t rows, int64_t cols, const float* base, float* y, int64_t ldy, bool accumulate);
+// the fused SwiGLU epilogue: per row i < rows of a gated C (gate in columns 0..15, up in 16..31),
+// bf16(silu(gate) * up) for the first `cols` spans into out + i * ldo (swigluTileToBf16Avx512
+// where the CPU has AVX-512, else swiglu's span and convertRowsBf16: the same bits).
+void swigluTileToBf16(const float* c, int64_t rows, int64_t cols, uint16_t* out, int64_t ldo);
 
 #if defined(SHORTGPT_X86)
 // Asks Linux for the AMX tile-data state (arch_prctl ARCH_REQ_XCOMP_PERM); "" on success, else why not.
 std::string amxRequestPermission();
+// Loads the calling thread's tile configuration (every tile 16 rows x 64 bytes) unless it already
+// has: the AMX GEMM kernel and the AMX attention (attention_amx.cc) share it.
+void amxConfigureTiles();
 void gemmBf16KernelAmx(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b0, const uint16_t* b1, float* c,
                        bool add);
 void gemmBf16KernelAvx512(int64_t kc, const uint16_t* a, int64_t lda, const uint16_t* b0, const uint16_t* b1, float* c,
@@ -53,6 +61,7 @@ void convertRowsToBf16Avx512(const float* x, int64_t ldx, int64_t rows, int64_t 
 // pair layout at `panel` (64-byte aligned, kc / 2 pair rows). Returns false when a value read is
 // NaN or +-Inf (exponent bits all ones).
 bool stagePanelAvx512(const uint16_t* const rows[16], int64_t valid, int64_t kc, uint16_t* panel);
+void swigluTileToBf16Avx512(const float* c, int64_t rows, int64_t cols, uint16_t* out, int64_t ldo);
 #endif
 
 }  // namespace shortgpt

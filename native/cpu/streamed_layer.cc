@@ -31,7 +31,15 @@ void StreamedLayer::gemm(int part, const float* x, int64_t m, float* y, bool acc
   checkRead(part, finite);
 }
 
-void StreamedLayer::gemmSwiglu(const float* x, int64_t m, float* act, ThreadPool& pool) const {
+void StreamedLayer::gemm(int part, const Bf16Activations& x, int64_t m, float* y, bool accumulate, ThreadPool& pool) const {
+  checkRead(part, gemmBf16Streamed(x, m, rows_[part], y, accumulate, pool));
+}
+
+void StreamedLayer::gemmAddTo(int part, const float* x, int64_t m, const float* base, float* y, ThreadPool& pool) const {
+  checkRead(part, gemmBf16StreamedAddTo(x, m, rows_[part], base, y, pool));
+}
+
+void StreamedLayer::gemmSwiglu(const float* x, int64_t m, const Bf16Activations& act, ThreadPool& pool) const {
   const bool finite = gemmBf16StreamedSwiglu(x, m, rows_[2], act, pool);
   checkRead(2, finite);
 }

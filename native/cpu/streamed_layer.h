@@ -32,8 +32,12 @@ class StreamedLayer {
   void release();
   // Y (+)= X * W_part^T in the session's precision.
   void gemm(int part, const float* x, int64_t m, float* y, bool accumulate, ThreadPool& pool) const;
-  // act = silu(gate) * up from part 2 (gate|up), SwiGLU fused into the GEMM's store (fast mode).
-  void gemmSwiglu(const float* x, int64_t m, float* act, ThreadPool& pool) const;
+  // Fast mode: Y = base + X * W_part^T (gemmBf16StreamedAddTo).
+  void gemmAddTo(int part, const float* x, int64_t m, const float* base, float* y, ThreadPool& pool) const;
+  // Fast mode, X already in bf16 (the fused SwiGLU's output, for part 3).
+  void gemm(int part, const Bf16Activations& x, int64_t m, float* y, bool accumulate, ThreadPool& pool) const;
+  // act = bf16(silu(gate) * up) from part 2 (gate|up), SwiGLU fused into the GEMM's store (fast mode).
+  void gemmSwiglu(const float* x, int64_t m, const Bf16Activations& act, ThreadPool& pool) const;
 
  private:
   // After a GEMM on part `part`: ERR_IO if a file shrank under its mapping, else
