@@ -213,25 +213,26 @@ bool tileGemm(const ActivationSource& in, int64_t m, int64_t k, const PanelSourc
         }
       }
       // Streamed, while the kernels run: ask for the next K slice of the same rows (32 rows x 512
-      // bytes per pair, from memory), a share before each row block, so that staging it finds
+      // bytes per pair, from memory), a share before each kernel call, so that staging it finds
       // the lines in L2 rather than waiting on 32 streams from DRAM (M at 512 tokens: +10% in
-      // one sitting, level in another). Packed panels are contiguous, where the hardware
-      // prefetcher does as well: prefetching them measured 5-15% slower on the GEMM alone.
+      // one sitting, level in another). A share per call rather than per row block: bursts of
+      // 64 prefetches filled the core's queue of L2 misses and stalled it (M and 7B: +3-4%).
+      // Packed panels are contiguous, where the hardware prefetcher does as well: prefetching
+      // them measured 5-15% slower on the GEMM alone.
       const int64_t nextK0 = k0 + kKc;
       const bool ahead = stack && stack->allBf16() && nextK0 < kp;
       const int64_t lines = ahead ? (std::min(kKc, k - nextK0) * 2 + 63) / 64 : 0;
-      const int64_t toFetch = ahead ? (q1 - q0) * 32 : 0;
-      int64_t fetched = 0;
+      const int64_t toFetch = ahead ? (q1 - q0) * 32 : 0, calls = (b1 - b0) * (q1 - q0);
+      int64_t fetched = 0, call = 0;
       for (int64_t bl = b0; bl < b1; ++bl) {
-        for (const int64_t until = toFetch * (bl - b0 + 1) / (b1 - b0); fetched < until; ++fetched) {
-          const int64_t q = q0 + fetched / 32, i = fetched % 32;
-          const int64_t g = layout.row(q, i / 16, i % 16);
-          if (g < 0) continue;
-          const uint8_t* p = stack->row(g, nextK0);
-          for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(p + l * 64, 0, 2);  // to L2 (prefetcht1)
-        }
         const uint16_t* ab = a + bl * kBf16Rows * lda + k0;
         for (int64_t q = q0; q < q1; ++q) {
+          for (const int64_t until = toFetch * ++call / calls; fetched < until; ++fetched) {
+            const int64_t g = layout.row(q0 + fetched / 32, (fetched % 32) / 16, fetched % 16);
+            if (g < 0) continue;
+            const uint8_t* p = stack->row(g, nextK0);
+            for (int64_t l = 0; l < lines; ++l) __builtin_prefetch(p + l * 64, 0, 2);  // to L2 (prefetcht1)
+          }
           if (packed) {
             micro(kc, ab, lda, packedSlice(q, 0, k0), packedSlice(q, 1, k0), cOf(bl, q), k0 > 0);
           } else {
