@@ -30,7 +30,8 @@
  *
  * Shapes: M = 512 tokens; (N, K) of q/o, k/v, gate/up and down projections of
  * S (SmolLM-135M: hidden 576, 3 kv heads x 64, intermediate 1536) and
- * M (Llama-3.2-1B: hidden 2048, 8 kv heads x 64, intermediate 8192).
+ * M (Llama-3.2-1B: hidden 2048, 8 kv heads x 64, intermediate 8192) and
+ * 7B (Llama-2-7B: hidden 4096, intermediate 11008).
  */
 import { spawn, ChildProcessByStdio } from 'child_process';
 import type { Readable, Writable } from 'stream';
@@ -56,6 +57,9 @@ const shapes: Shape[] = [
   { model: 'M', op: 'k,v', n: 512, k: 2048 },
   { model: 'M', op: 'gate,up', n: 8192, k: 2048 },
   { model: 'M', op: 'down', n: 2048, k: 8192 },
+  { model: '7B', op: 'q,k,v,o', n: 4096, k: 4096 },
+  { model: '7B', op: 'gate,up', n: 11008, k: 4096 },
+  { model: '7B', op: 'down', n: 4096, k: 11008 },
 ];
 
 interface Options {

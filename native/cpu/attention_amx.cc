@@ -46,15 +46,11 @@ typedef float V16 __attribute__((vector_size(64)));
 typedef int32_t I16 __attribute__((vector_size(64)));
 
 constexpr int64_t kKeys = 32;  // keys per softmax block (two 16-key tiles)
+constexpr float kMaxSlack = 8.0f;  // how far scores may exceed the running max before it moves
 static_assert(kAttentionQueryBlock == 32, "an item's rows are two 16-row AMX tiles");
 
 inline V16 splat(float x) { return x - V16{}; }  // a plain broadcast (see ops_avx2.cc)
 
-inline V16 loadV(const float* p) {
-  V16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 // exp(x) for x <= 0, lane-wise: attention_blocked.h's expNonPositiveV at 16 lanes.
 inline V16 expNonPositiveV(V16 x) {
@@ -62,16 +58,6 @@ inline V16 expNonPositiveV(V16 x) {
   return expClampedV<V16, I16>(x);
 }
 
-inline float laneMax(V16 v) {
-  float m = v[0];
-  for (int i = 1; i < 16; ++i) m = std::max(m, v[i]);
-  return m;
-}
-inline float laneSum(V16 v) {
-  float s = v[0];
-  for (int i = 1; i < 16; ++i) s += v[i];
-  return s;
-}
 
 inline int64_t roundUp(int64_t x, int64_t to) { return (x + to - 1) / to * to; }
 
@@ -136,8 +122,8 @@ void attentionItemsAmx(const std::vector<AttentionItem>& items, int64_t begin, i
   if (acc.size() < static_cast<size_t>(32 * hdp)) acc.resize(static_cast<size_t>(32 * hdp));
   pb.resize(32 * kKeys);
   sbuf.resize(32 * kKeys);
-  I16 lane;
-  for (int i = 0; i < 16; ++i) lane[i] = i;
+  const __m512 vScale = _mm512_set1_ps(scale), vNegInf = _mm512_set1_ps(negInf);
+  const __m512i vBias = _mm512_set1_epi32(0x7fff), vOne = _mm512_set1_epi32(1);
 
   for (int64_t it = begin; it < end; ++it) {
     const AttentionItem& w = items[static_cast<size_t>(it)];
@@ -187,44 +173,50 @@ void attentionItemsAmx(const std::vector<AttentionItem>& items, int64_t begin, i
       _tile_stored(2, s + 16 * kKeys, kKeys * 4);
       _tile_stored(3, s + 16 * kKeys + 16, kKeys * 4);
 
-      // The online softmax, row by row, in f32; P in bf16 (masked keys: exactly 0).
+      // The online softmax, row by row, in f32 (two zmm per row); P in bf16, rounded to nearest
+      // even (masked keys: exactly 0).
       for (int64_t i = 0; i < rows; ++i) {
         const int64_t pos = firstPos + i;
         const int64_t lo = std::max<int64_t>(j0, window > 0 ? pos - window + 1 : 0) - j0;
         const int64_t hi = std::min<int64_t>(j0 + kKeys, pos + 1) - j0;
         uint16_t* pr = pb.data() + i * kKeys;
         if (lo >= hi) {  // no keys of this block: P stays 0, the row's state is unchanged
-          std::fill(pr, pr + kKeys, uint16_t{0});
+          _mm512_storeu_si512(pr, _mm512_setzero_si512());
           continue;
         }
-        V16 x[2];
-        V16 mx = splat(negInf);
-        for (int u = 0; u < 2; ++u) {
-          const I16 jj = lane + static_cast<int32_t>(u * 16);
-          const auto valid = (jj >= static_cast<int32_t>(lo)) & (jj < static_cast<int32_t>(hi));
-          x[u] = valid ? loadV(s + i * kKeys + u * 16) * scale : splat(negInf);
-          mx = mx > x[u] ? mx : x[u];
+        const uint32_t keys = (hi >= 32 ? ~0u : (1u << hi) - 1u) & ~((1u << lo) - 1u);  // lo < hi <= 32
+        const __mmask16 m0 = static_cast<__mmask16>(keys), m1 = static_cast<__mmask16>(keys >> 16);
+        const __m512 x0 = _mm512_mask_mul_ps(vNegInf, m0, _mm512_loadu_ps(s + i * kKeys), vScale);
+        const __m512 x1 = _mm512_mask_mul_ps(vNegInf, m1, _mm512_loadu_ps(s + i * kKeys + 16), vScale);
+        // The running max moves only when a score exceeds it by more than kMaxSlack: until then
+        // the weights are exp(x - max) <= e^kMaxSlack, exact enough in f32 and bf16, and O is
+        // not rescaled (rescaling O with vector stores right before its tiles are loaded again
+        // stalled the tile loads). On the row's first block the correction is 0 (O is all 0).
+        const float blockMax = _mm512_reduce_max_ps(_mm512_max_ps(x0, x1));
+        float correction = 1.0f;
+        if (blockMax > runMax[i] + kMaxSlack) {
+          correction = std::exp(runMax[i] - blockMax);
+          runMax[i] = blockMax;
         }
-        const float newMax = std::max(runMax[i], laneMax(mx));
-        const float correction = std::exp(runMax[i] - newMax);  // 0 on the row's first block
-        V16 sum = V16{};
-        float p[kKeys];
-        for (int u = 0; u < 2; ++u) {
-          const V16 e = expNonPositiveV(x[u] - newMax);
-          const V16 pm = x[u] == splat(negInf) ? V16{} : e;
-          std::memcpy(p + u * 16, &pm, sizeof pm);
-          sum += pm;
-        }
-        runSum[i] = runSum[i] * correction + laneSum(sum);
-        runMax[i] = newMax;
-        float* a = acc.data() + i * hdp;
+        const __m512 vMax = _mm512_set1_ps(runMax[i]);
+        const V16 e0 = expNonPositiveV(reinterpret_cast<V16>(_mm512_sub_ps(x0, vMax)));
+        const V16 e1 = expNonPositiveV(reinterpret_cast<V16>(_mm512_sub_ps(x1, vMax)));
+        const __m512 p0 = _mm512_maskz_mov_ps(m0, reinterpret_cast<__m512>(e0));
+        const __m512 p1 = _mm512_maskz_mov_ps(m1, reinterpret_cast<__m512>(e1));
+        runSum[i] = runSum[i] * correction + _mm512_reduce_add_ps(_mm512_add_ps(p0, p1));
         if (correction != 1.0f) {
-          for (int64_t d = 0; d < hdp; d += 16) {
-            const V16 av = loadV(a + d) * correction;
-            std::memcpy(a + d, &av, sizeof av);
-          }
+          const __m512 vc = _mm512_set1_ps(correction);
+          float* a = acc.data() + i * hdp;
+          for (int64_t d = 0; d < hdp; d += 16) _mm512_storeu_ps(a + d, _mm512_mul_ps(_mm512_loadu_ps(a + d), vc));
         }
-        convertRowsBf16(p, kKeys, 1, kKeys, kKeys, pr);
+        // Non-negative and finite: round to nearest even on the bits, no NaN case.
+        auto rne = [&](__m512 v) {
+          const __m512i u = _mm512_castps_si512(v);
+          return _mm512_cvtepi32_epi16(_mm512_srli_epi32(
+              _mm512_add_epi32(u, _mm512_add_epi32(vBias, _mm512_and_si512(_mm512_srli_epi32(u, 16), vOne))), 16));
+        };
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(pr), rne(p0));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(pr + 16), rne(p1));
       }
 
       // O += P V, 32 columns of O at a time.
