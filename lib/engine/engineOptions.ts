@@ -20,8 +20,9 @@ export interface EngineOptions {
   /**
    * The CPU backend's GEMM precision: 'f32' (default, exact mode, bit-identical across thread
    * counts and equal to the golden values) or 'bf16' (fast mode: the layers' matrix products
-   * take bf16-rounded inputs with f32 accumulation on AMX or AVX512-BF16; residual stream, norms,
-   * attention and statistics stay f32). 'bf16' where neither kernel exists is an error
+   * take bf16-rounded inputs with f32 accumulation on AMX or AVX512-BF16, and on AMX so do
+   * attention's two products; residual stream, norms, softmax and statistics stay f32). 'bf16'
+   * where neither kernel exists is an error
    * (ERR_PRECISION_UNAVAILABLE), never a silent fallback; on CUDA use cuda.f32Gemm instead.
    */
   precision?: 'f32' | 'bf16';
