@@ -1,6 +1,7 @@
 #include "cpu/attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -162,6 +163,7 @@ void causalAttentionBf16(const float* q, int64_t qStride, const float* k, const 
     }
     if (kvScratch.size() < static_cast<size_t>(total)) kvScratch.resize(static_cast<size_t>(total));
     uint16_t* kv = kvScratch.data();
+    std::atomic<bool> finite{true};
     pool.parallelFor(taskStart.back(), [&](int64_t begin, int64_t end, int) {
       for (int64_t t = begin; t < end; ++t) {
         const size_t s = static_cast<size_t>(std::upper_bound(taskStart.begin(), taskStart.end(), t) - taskStart.begin() - 1);
@@ -171,23 +173,27 @@ void causalAttentionBf16(const float* q, int64_t qStride, const float* k, const 
         uint16_t* vb = kb + kvBf16AmxElements(len, hd) / 2;
         const float* ks = k + seqOffsets[s] * kvStride + g * hd;
         const float* vs = v + seqOffsets[s] * kvStride + g * hd;
-        stageKvBf16Amx(ks, vs, kvStride, len, j0, hd, kb, vb);
+        if (!stageKvBf16Amx(ks, vs, kvStride, len, j0, hd, kb, vb)) finite.store(false, std::memory_order_relaxed);
       }
     });
-    for (auto& bucket : buckets) {
-      for (AttentionItem& it : bucket) {
-        const size_t s = sequenceOf(seqOffsets, it.seqBegin);
-        it.ktOffset = offsets[s];
-        it.ktStride = (seqOffsets[s + 1] - seqOffsets[s] + 31) / 32 * 32;
+    if (finite.load()) {
+      for (auto& bucket : buckets) {
+        for (AttentionItem& it : bucket) {
+          const size_t s = sequenceOf(seqOffsets, it.seqBegin);
+          it.ktOffset = offsets[s];
+          it.ktStride = (seqOffsets[s + 1] - seqOffsets[s] + 31) / 32 * 32;
+        }
       }
+      pool.parallelFor(threads, [&](int64_t begin, int64_t end, int) {
+        for (int64_t b = begin; b < end; ++b) {
+          const std::vector<AttentionItem>& bucket = buckets[static_cast<size_t>(b)];
+          attentionItemsAmx(bucket, 0, static_cast<int64_t>(bucket.size()), q, qStride, kv, out, outStride, shape);
+        }
+      });
+      return;
     }
-    pool.parallelFor(threads, [&](int64_t begin, int64_t end, int) {
-      for (int64_t b = begin; b < end; ++b) {
-        const std::vector<AttentionItem>& bucket = buckets[static_cast<size_t>(b)];
-        attentionItemsAmx(bucket, 0, static_cast<int64_t>(bucket.size()), q, qStride, kv, out, outStride, shape);
-      }
-    });
-    return;
+    // A NaN or Inf key or value (activations that overflowed): the f32 kernels, which never
+    // multiply a key a row must not see, keep it out of the rows before it.
   }
 #endif
   (void)kvScratch;

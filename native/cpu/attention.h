@@ -69,7 +69,8 @@ void causalAttention(const float* q, int64_t qStride, const float* k, const floa
 // Fast mode's attention (--precision bf16): causalAttention with Q, K, V and the softmax weights
 // rounded to bf16 and both products on AMX tiles, f32 accumulation and f32 softmax
 // (attention_amx.cc), where the BF16 GEMMs run on AMX (bf16KernelName() is "amx-bf16"), there is
-// no soft-capping and head_dim <= 512; otherwise exactly causalAttention (f32), as also with
+// no soft-capping, head_dim <= 512 and every key and value is finite in bf16; otherwise exactly
+// causalAttention (f32), as also with
 // SHORTGPT_BF16_ATTENTION=f32 (read per call; to compare). `kvScratch` holds the staged bf16 K
 // and V (64-byte aligned; kept by the caller across calls, as ktScratch).
 void causalAttentionBf16(const float* q, int64_t qStride, const float* k, const float* v, int64_t kvStride,
@@ -81,9 +82,11 @@ void causalAttentionBf16(const float* q, int64_t qStride, const float* k, const 
 // attention_amx.cc. The bf16 K and V of one sequence and kv head take kvBf16AmxElements(keys,
 // headDim) values: K's tiles (16 keys x 32 of head_dim each, in pairs of head_dim), then V's
 // (32 keys x 16 of head_dim, in pairs of keys), keys padded with zeros to a multiple of 32 and
-// head_dim to hdp (a multiple of 32). stageKvBf16Amx writes keys [j0, j0 + 32) of both.
+// head_dim to hdp (a multiple of 32). stageKvBf16Amx writes keys [j0, j0 + 32) of both, and
+// returns false when one of them is NaN or +-Inf in bf16 (then a masked key's 0 weight times it
+// would still be NaN in rows that must not see it: causalAttentionBf16 runs the f32 kernels).
 int64_t kvBf16AmxElements(int64_t keys, int64_t headDim);
-void stageKvBf16Amx(const float* k, const float* v, int64_t kvStride, int64_t keys, int64_t j0, int64_t headDim,
+bool stageKvBf16Amx(const float* k, const float* v, int64_t kvStride, int64_t keys, int64_t j0, int64_t headDim,
                     uint16_t* kb, uint16_t* vb);
 // Items [begin, end) as attentionItemsAvx512, on the staged K/V: item.ktOffset is where its
 // sequence's K/V start (kv head g at ktOffset + g * kvBf16AmxElements(keys, headDim)),

@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "cpu/gemm_bf16_kernels.h"
+#include "cpu/vec16.h"
 
 namespace shortgpt {
 
@@ -81,8 +82,6 @@ void gemmBf16KernelAvx512(int64_t kc, const uint16_t* a, int64_t lda, const uint
 }
 
 void convertRowsToBf16Avx512(const float* x, int64_t ldx, int64_t rows, int64_t k, int64_t kp, uint16_t* out) {
-  const __m512i absMask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-  const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = x + r * ldx;
     uint16_t* dst = out + r * kp;
@@ -91,12 +90,7 @@ void convertRowsToBf16Avx512(const float* x, int64_t ldx, int64_t rows, int64_t 
       const __mmask16 m = left >= 16 ? static_cast<__mmask16>(0xffff)
                                      : left <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << left) - 1u);
       const __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(m, src + j));  // zeros past k
-      // Round to nearest even on the bit pattern (no DAZ, unlike VCVTNEPS2BF16); NaN stays NaN.
-      const __m512i rounded = _mm512_srli_epi32(
-          _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(u, 16), one))), 16);
-      const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, absMask), inf);
-      const __m512i v = _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(u, 16), quiet);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), _mm512_cvtepi32_epi16(v));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), roundToBf16(u));
     }
   }
 }

@@ -20,43 +20,31 @@
 #include <immintrin.h>
 
 #include "cpu/gemm_bf16_kernels.h"
-#include "cpu/vec_math.h"
+#include "cpu/vec16.h"
 
 namespace shortgpt {
 
 namespace {
 
-typedef float V16 __attribute__((vector_size(64)));
-typedef int32_t I16 __attribute__((vector_size(64)));
-
-inline V16 splat(float x) { return x - V16{}; }  // a plain broadcast (see ops_avx2.cc)
-
 // As expV in ops_avx2.cc: clamped to [-87, 88], then Cephes expf.
 inline V16 expV(V16 x) {
-  x = x < splat(-87.0f) ? splat(-87.0f) : x;
-  x = x > splat(88.0f) ? splat(88.0f) : x;
+  x = x < splat16(-87.0f) ? splat16(-87.0f) : x;
+  x = x > splat16(88.0f) ? splat16(88.0f) : x;
   return expClampedV<V16, I16>(x);
 }
 
 }  // namespace
 
 void swigluTileToBf16Avx512(const float* c, int64_t rows, int64_t cols, uint16_t* out, int64_t ldo) {
-  const __m512i absMask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
-  const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1), quiet = _mm512_set1_epi32(0x40);
   const __mmask16 keep = cols >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << cols) - 1u);
   for (int64_t i = 0; i < rows; ++i) {
     V16 g, u;
     std::memcpy(&g, c + i * kBf16Cols, sizeof g);
     std::memcpy(&u, c + i * kBf16Cols + 16, sizeof u);
     const V16 o = (g / (1.0f + expV(-g))) * u;
-    // Round to nearest even on the bit pattern, NaN kept a quiet NaN (convertRowsToBf16Avx512).
     __m512i bits;
     std::memcpy(&bits, &o, sizeof bits);
-    const __m512i rounded = _mm512_srli_epi32(
-        _mm512_add_epi32(bits, _mm512_add_epi32(bias, _mm512_and_si512(_mm512_srli_epi32(bits, 16), one))), 16);
-    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(bits, absMask), inf);
-    const __m512i v = _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), quiet);
-    _mm256_mask_storeu_epi16(out + i * ldo, keep, _mm512_cvtepi32_epi16(v));
+    _mm256_mask_storeu_epi16(out + i * ldo, keep, roundToBf16(bits));
   }
 }
 

@@ -6,22 +6,15 @@
  * 2^-9 * max|v| of the reference; a wrong mask (a future key, a key outside the window), a
  * skipped block or a wrong kv head is off by orders of magnitude more. Also: the same bits for
  * 1 and 3 threads, rows before queryFrom not needed, and the exact kernels where the AMX one does
- * not apply (soft-capping). Skipped with a note where the CPU has no AMX.
+ * not apply (soft-capping, a key or value that is not finite in bf16). Skipped with a note where
+ * the CPU has no AMX.
  */
 import { loadBinding } from '../../lib/engine/binding';
-import { rng } from './half';
+import { rng, roundBf16 } from './half';
 
 const binding = loadBinding();
 const hasAmx = binding.cpuInfo().bf16Kernels.includes('amx-bf16');
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function roundBf16(v: number): number {
-  f32[0] = v;
-  const u = u32[0];
-  u32[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
-  return f32[0];
-}
 
 interface Case {
   lengths: number[];
@@ -117,6 +110,17 @@ describeAmx('fast-mode attention on AMX tiles', () => {
     const full = run({ ...c, queryFrom: undefined }, x, 2, 'bf16');
     const qd = c.heads * c.headDim;
     expect(part.subarray(64 * qd)).toEqual(full.subarray(64 * qd));
+  });
+
+  test('a NaN or Inf key or value: the exact kernels (rows before it stay finite)', () => {
+    const c: Case = { lengths: [70], heads: 2, kvHeads: 1, headDim: 64 };
+    for (const [which, value] of [['v', NaN], ['k', Infinity], ['v', 3.4e38]] as const) {
+      const x = inputs(c, 15);
+      x[which][40 * c.headDim + 3] = value; // key 40 (3.4e38 rounds to a bf16 Inf)
+      const got = run(c, x, 2, 'bf16');
+      expect(got).toEqual(run(c, x, 2, 'f32'));
+      expect(got.subarray(0, 40 * c.heads * c.headDim).every(Number.isFinite)).toBe(true);
+    }
   });
 
   test('soft-capping runs the exact kernels', () => {

@@ -8,20 +8,11 @@
  * A kernel the CPU lacks is skipped with a note on the console.
  */
 import { loadBinding } from '../../lib/engine/binding';
-import { type ComputeDType, randomMatrix, randomX, thrownCode, worstError } from './half';
+import { type ComputeDType, randomMatrix, randomX, roundBf16, thrownCode, worstError } from './half';
 
 const binding = loadBinding();
 const available = binding.cpuInfo().bf16Kernels;
 
-/** f32 -> bf16 -> f64, round to nearest even, as the engine rounds both operands. */
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-function roundBf16(v: number): number {
-  f32[0] = v;
-  const u = u32[0];
-  u32[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
-  return f32[0];
-}
 
 /**
  * worstError against the float64 product of the bf16-rounded x and w. With f32 accumulation of

@@ -25,6 +25,16 @@ export function bf16Value(h: number): number {
   return sign * (1 + mant / 128) * 2 ** (exp - 127);
 }
 
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+/** f32 -> bf16 -> number, round to nearest even on the f32 bits, as the engine rounds to bf16. */
+export function roundBf16(v: number): number {
+  f32Scratch[0] = v;
+  const u = u32Scratch[0];
+  u32Scratch[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return f32Scratch[0];
+}
+
 /** Seeded uniform [0, 1) numbers for test matrices. */
 export const rng = mulberry32;
 
