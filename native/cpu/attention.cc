@@ -149,8 +149,6 @@ void causalAttentionBf16(const float* q, int64_t qStride, const float* k, const 
   const bool amx = std::strcmp(bf16KernelName(), "amx-bf16") == 0 && shape.softcap <= 0 && shape.headDim > 0 &&
                    shape.headDim <= 512 && !(force != nullptr && std::strcmp(force, "f32") == 0);
   if (amx) {
-    const int64_t threads = std::max(1, pool.threads());
-    std::vector<std::vector<AttentionItem>> buckets = scheduleItems(seqOffsets, shape, threads, queryFrom);
     // K and V in bf16 tiles, once per call: one task per (sequence, kv head, 32 keys).
     const int64_t hd = shape.headDim, kvHeads = shape.numKvHeads, seqs = static_cast<int64_t>(seqOffsets.size()) - 1;
     std::vector<int64_t> offsets(static_cast<size_t>(seqs), 0), taskStart(static_cast<size_t>(seqs) + 1, 0);
@@ -177,6 +175,8 @@ void causalAttentionBf16(const float* q, int64_t qStride, const float* k, const 
       }
     });
     if (finite.load()) {
+      const int64_t threads = std::max(1, pool.threads());
+      std::vector<std::vector<AttentionItem>> buckets = scheduleItems(seqOffsets, shape, threads, queryFrom);
       for (auto& bucket : buckets) {
         for (AttentionItem& it : bucket) {
           const size_t s = sequenceOf(seqOffsets, it.seqBegin);

@@ -32,7 +32,8 @@ struct AttentionItem {
   int64_t head;
   // The blocked kernels only: where the sequence's transposed keys start in the transposed-key
   // buffer (kv head g at ktOffset + g * headDim * ktStride), and their row length (the sequence
-  // length rounded up to whole key blocks, zero-padded).
+  // length rounded up to whole key blocks, zero-padded). The AMX kernel: where the sequence's
+  // staged bf16 K and V start, and its keys rounded up to 32 (see attentionItemsAmx).
   int64_t ktOffset = 0, ktStride = 0;
 };
 
